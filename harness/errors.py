@@ -1,0 +1,171 @@
+"""Every error the harness raises, in one tree.
+
+::
+
+    HarnessError                       exit status 1 unless a subclass says otherwise
+    ├── UsageError                     (2) bad option, missing directory, bad input file
+    ├── ProvisionError                 (2) no database could be had
+    │   ├── DockerUnavailable          (2) asked for Docker, no daemon answers
+    │   └── PostgresNotFound           (2) asked for a system PostgreSQL, none installed
+    ├── ConnectionFailed               (2) bad DSN or unreachable server
+    ├── MigrationError                 a migration failed to apply or roll back
+    │   └── MigrationLocked            (2) a stale yoyo lock holds the database
+    └── DomainError                    a purchase was refused; ``code`` is stable
+        ├── InsufficientCredits
+        ├── NoCreditsAccount
+        ├── InvalidAmount
+        ├── NoLeadsSelected
+        ├── DuplicateLeads
+        ├── LeadsNotFound
+        ├── LeadsNoLongerAvailable
+        ├── DuplicatePurchase
+        ├── PurchaseInProgress
+        ├── IdempotencyMismatch
+        └── NotAuthorized
+
+Each class's docstring is its default message. Driver errors are translated into
+this tree in one place (:mod:`harness.database`), always with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class HarnessError(Exception):
+    """The harness failed."""
+
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str | None = None, **fields: Any) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+        super().__init__(self.message)
+
+
+class UsageError(HarnessError):
+    """Invalid usage."""
+
+    exit_code = 2
+
+
+class ProvisionError(HarnessError):
+    """No PostgreSQL server could be provisioned."""
+
+    exit_code = 2
+
+
+class DockerUnavailable(ProvisionError):
+    """Docker was asked for, but no Docker daemon is reachable."""
+
+
+class PostgresNotFound(ProvisionError):
+    """No PostgreSQL server binaries (initdb, pg_ctl) were found on this machine."""
+
+
+class ConnectionFailed(HarnessError):
+    """Could not connect to the database."""
+
+    exit_code = 2
+
+
+class MigrationError(HarnessError):
+    """A migration failed."""
+
+
+class MigrationLocked(MigrationError):
+    """The database is locked by another migration run."""
+
+    exit_code = 2
+
+
+class DomainError(HarnessError):
+    """The purchase was refused."""
+
+    code: ClassVar[str] = "domain_error"
+
+
+class InsufficientCredits(DomainError):
+    """Insufficient credits."""
+
+    code = "insufficient_credits"
+
+
+class NoCreditsAccount(DomainError):
+    """No credits account found."""
+
+    code = "no_credits_account"
+
+
+class InvalidAmount(DomainError):
+    """Invalid amount."""
+
+    code = "invalid_amount"
+
+
+class NoLeadsSelected(DomainError):
+    """No leads selected."""
+
+    code = "no_leads_selected"
+
+
+class DuplicateLeads(DomainError):
+    """The same lead was selected more than once."""
+
+    code = "duplicate_leads"
+
+
+class LeadsNotFound(DomainError):
+    """Some leads do not exist."""
+
+    code = "leads_not_found"
+
+
+class LeadsNoLongerAvailable(DomainError):
+    """Some leads are no longer available."""
+
+    code = "leads_no_longer_available"
+
+
+class DuplicatePurchase(DomainError):
+    """Some leads were already purchased by this workspace."""
+
+    code = "duplicate_purchase"
+
+
+class PurchaseInProgress(DomainError):
+    """A purchase with this idempotency key is still being processed."""
+
+    code = "purchase_in_progress"
+
+
+class IdempotencyMismatch(DomainError):
+    """The idempotency key was already used for a different request."""
+
+    code = "idempotency_mismatch"
+
+
+class NotAuthorized(DomainError):
+    """The user is not allowed to buy for this workspace."""
+
+    code = "not_authorized"
+
+
+DOMAIN_ERRORS: dict[str, type[DomainError]] = {
+    cls.code: cls
+    for cls in (
+        InsufficientCredits,
+        NoCreditsAccount,
+        InvalidAmount,
+        NoLeadsSelected,
+        DuplicateLeads,
+        LeadsNotFound,
+        LeadsNoLongerAvailable,
+        DuplicatePurchase,
+        PurchaseInProgress,
+        IdempotencyMismatch,
+        NotAuthorized,
+    )
+}
