@@ -240,7 +240,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except HarnessError as exc:
         cause = f" (caused by {type(exc.__cause__).__name__})" if exc.__cause__ else ""
-        print(f"{PROG}: error: {exc.message}{cause}", file=sys.stderr)
+        message = " ".join(f"{exc.message}{cause}".split())  # always one line
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

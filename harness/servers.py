@@ -96,6 +96,11 @@ def parse_provider(spec: str) -> tuple[str, str | None]:
 
 def start_server(dsn: str | None = None, postgres: str | None = None) -> Server:
     """A server for one command: the DSN if given, else a throwaway one."""
+    if dsn and postgres:
+        parse_provider(postgres)
+        raise UsageError(
+            "give either --dsn (HARNESS_DSN) or --postgres (HARNESS_POSTGRES), not both"
+        )
     if dsn:
         return Server(dsn=dsn, provider="dsn")
     kind, arg = parse_provider(postgres or "embedded")
