@@ -16,10 +16,23 @@ from collections.abc import Iterator, Sequence
 
 from harness import servers
 from harness.errors import HarnessError, UsageError
-from harness.migrations import YOYO_TABLES, Migrator
+from harness.migrations import Migrator
 
 # Modules that add subcommands: each has ``register(subparsers, common)``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "harness.queue",
+    "harness.worker",
+    "harness.leads_import",
+    "harness.scenarios",
+    "harness.reconcile",
+    "harness.verify.command",
+    "harness.fingerprint",
+    "harness.lint",
+    "harness.watch",
+    "harness.gate",
+    "harness.load",
+    "harness.bench",
+)
 
 PROG = "harness"
 
@@ -30,12 +43,12 @@ def common_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("database")
     g.add_argument(
         "--dsn",
-        default=os.environ.get("HARNESS_DSN"),
+        default=None,
         help="an existing server, e.g. postgresql://user:pw@host/db (env HARNESS_DSN)",
     )
     g.add_argument(
         "--postgres",
-        default=os.environ.get("HARNESS_POSTGRES"),
+        default=None,
         metavar="PROVIDER",
         help="throwaway server: embedded (default), system, or docker[:IMAGE] "
         "(env HARNESS_POSTGRES)",
@@ -48,6 +61,18 @@ def common_parser() -> argparse.ArgumentParser:
         "project's migrations/ (env HARNESS_MIGRATIONS, separated by ':')",
     )
     return p
+
+
+def apply_database_defaults(args: argparse.Namespace) -> None:
+    """Fill --dsn/--postgres from the environment. An option given on the command line
+    wins over both variables; with neither given, HARNESS_DSN wins over HARNESS_POSTGRES
+    (the documented order). Both given explicitly is refused by servers.start_server."""
+    if not (hasattr(args, "dsn") and hasattr(args, "postgres")):
+        return
+    if args.dsn is None and args.postgres is None:
+        args.dsn = os.environ.get("HARNESS_DSN") or None
+        if args.dsn is None:
+            args.postgres = os.environ.get("HARNESS_POSTGRES") or None
 
 
 def migration_dirs(args: argparse.Namespace) -> list[str] | None:
@@ -236,6 +261,7 @@ def _positive_int(text: str) -> int:
 def cli(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_database_defaults(args)
     try:
         return int(args.func(args) or 0)
     except HarnessError as exc:

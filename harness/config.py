@@ -153,3 +153,28 @@ USER_MESSAGES: Final = MappingProxyType(
         "not_authorized": ERROR_MESSAGES["NOT_AUTHORIZED"],
     }
 )
+
+# Industries a partner's lead may carry (the source design names the check, not the list).
+# Matched case-insensitively on import and stored as spelled here.
+INDUSTRIES: Final = (
+    "Technology",
+    "Software",
+    "Healthcare",
+    "Finance",
+    "Insurance",
+    "Real Estate",
+    "Retail",
+    "E-commerce",
+    "Manufacturing",
+    "Construction",
+    "Education",
+    "Legal",
+    "Marketing",
+    "Hospitality",
+    "Transportation",
+    "Energy",
+    "Telecommunications",
+    "Nonprofit",
+    "Government",
+    "Other",
+)

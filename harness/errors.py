@@ -4,6 +4,10 @@
 
     HarnessError                       exit status 1 unless a subclass says otherwise
     ├── UsageError                     (2) bad option, missing directory, bad input file
+    │   ├── ScenarioError              (2) a scenario file is not valid
+    │   └── ImportRejected             (2) a lead file was refused; nothing imported
+    ├── CannotRun                      (2) verification could not run (e.g. migrations fail)
+    ├── ScenarioSetupError             a scenario could not be set up
     ├── ProvisionError                 (2) no database could be had
     │   ├── DockerUnavailable          (2) asked for Docker, no daemon answers
     │   └── PostgresNotFound           (2) asked for a system PostgreSQL, none installed
@@ -22,6 +26,11 @@
         ├── PurchaseInProgress
         ├── IdempotencyMismatch
         └── NotAuthorized
+
+Checks of ``harness verify`` signal their outcome with three exceptions that are not
+errors of the harness: ``CheckFailed`` (the property does not hold), ``CheckSkipped``
+(it does not apply here) and ``CheckInconclusive`` (its premise, e.g. real concurrency,
+could not be established: reported as an error, never as a pass).
 
 Each class's docstring is its default message. Driver errors are translated into
 this tree in one place (:mod:`harness.database`), always with ``raise ... from``.
@@ -49,6 +58,27 @@ class UsageError(HarnessError):
     """Invalid usage."""
 
     exit_code = 2
+
+
+class ScenarioError(UsageError):
+    """A scenario file is not valid."""
+
+
+class ImportRejected(UsageError):
+    """The lead file was refused; nothing was imported."""
+
+    def __init__(self, message: str, problems: list | None = None) -> None:
+        super().__init__(message, problems=problems or [])
+
+
+class CannotRun(HarnessError):
+    """The verification could not run."""
+
+    exit_code = 2
+
+
+class ScenarioSetupError(HarnessError):
+    """A scenario could not be run."""
 
 
 class ProvisionError(HarnessError):
@@ -151,6 +181,27 @@ class NotAuthorized(DomainError):
     """The user is not allowed to buy for this workspace."""
 
     code = "not_authorized"
+
+
+class CheckFailed(Exception):
+    """The property the check proves does not hold; the message is the evidence."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
+class CheckSkipped(Exception):
+    """The check does not apply here (a module it needs is absent, nothing to check)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class CheckInconclusive(Exception):
+    """The check ran but could not establish its premise (e.g. no real concurrency):
+    reported as ``error``, never as a pass."""
 
 
 DOMAIN_ERRORS: dict[str, type[DomainError]] = {

@@ -75,7 +75,10 @@ BEGIN
     RETURN;
   END IF;
 
-  -- Lock 2: the leads, in id order, so overlapping purchases cannot deadlock.
+  -- Lock 2: the leads, in id order, so overlapping purchases cannot deadlock. The lock
+  -- is its own statement: under READ COMMITTED the next statement takes a new snapshot
+  -- and so counts the reservations of whoever held the lock before us.
+  PERFORM FROM leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
   SELECT count(*), sum(l.marketplace_price),
          count(*) FILTER (
            WHERE l.for_sale
@@ -83,7 +86,7 @@ BEGIN
                   OR (SELECT count(*) FROM lead_reservations r WHERE r.lead_id = l.id)
                      < l.max_sales))
   INTO v_found, v_sum, v_available
-  FROM (SELECT ld.* FROM leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE) l;
+  FROM leads l WHERE l.id = ANY (p_lead_ids);
 
   IF v_found <> v_lead_count THEN
     RETURN QUERY SELECT false, 'Leads not found'::text, v_balance, NULL::uuid;

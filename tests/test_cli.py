@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from harness import database
 from harness.cli import cli
 from harness.migrations import Migrator
@@ -38,7 +38,8 @@ def test_migrate_status_rollback_round_trip(empty_db, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["pending"] == 0 and all(m["applied"] for m in report["migrations"])
     assert cli(["rollback", "--dsn", empty_db, "--steps", "1"]) == 0
-    assert "rolling back 0003_email_outbox" in capsys.readouterr().out
+    last = report["migrations"][-1]["id"]
+    assert f"rolling back {last}" in capsys.readouterr().out
     assert cli(["status", "--dsn", empty_db, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pending"] == 1
     assert cli(["rollback", "--dsn", empty_db, "--all"]) == 0
@@ -138,3 +139,11 @@ def test_help_explains_every_command(capsys):
     with pytest.raises(SystemExit):
         cli(["migrate", "--help"])
     assert "HARNESS_DSN" in capsys.readouterr().out
+
+
+def test_explicit_dsn_wins_over_the_provider_variable(empty_db, capsys, monkeypatch):
+    monkeypatch.setenv("HARNESS_POSTGRES", "docker")  # would fail if it were used
+    assert cli(["status", "--dsn", empty_db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["provider"] == "dsn"
+    assert cli(["status", "--dsn", empty_db, "--postgres", "system"]) == 2
+    assert "not both" in one_error_line(capsys)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from conftest import ROOT
+
 from harness import database
 from harness.migrations import YOYO_TABLES, Migrator, yoyo_url
 

@@ -7,8 +7,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
-
 from conftest import snapshot
+
 from harness.config import DB_MESSAGES
 
 CALL = "SELECT * FROM purchase_with_credits(%s, %s, %s::uuid[], %s, %s)"

@@ -1,0 +1,27 @@
+-- depends: 0002_atomic_credit_purchase
+-- mark_leads_sold_batch as a loop of one UPDATE per array element, the shape the source
+-- design's Fix #2 replaced: a lead whose id is repeated in the array is sold twice, and
+-- the leads are locked in the caller's order rather than by id.
+
+CREATE OR REPLACE FUNCTION mark_leads_sold_batch(p_lead_ids uuid[]) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  v_id     uuid;
+  v_n      integer;
+  v_count  integer := 0;
+BEGIN
+  FOREACH v_id IN ARRAY coalesce(p_lead_ids, '{}') LOOP
+    UPDATE leads l
+    SET sold_count = l.sold_count + 1,
+        first_sold_at = coalesce(l.first_sold_at, now()),
+        updated_at = now()
+    WHERE l.id = v_id
+      AND (l.max_sales IS NULL OR l.sold_count < l.max_sales);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_count := v_count + v_n;
+  END LOOP;
+  RETURN v_count;
+END;
+$$;

@@ -1,0 +1,5 @@
+-- Broken on purpose: drops the function instead of restoring the 0002 version. After
+-- this rollback no purchase_with_credits exists (the atomic flow breaks), and re-applying
+-- 0100 creates a new function with default privileges: EXECUTE for PUBLIC, none for
+-- service_role. rollback.round-trip, rollback.data-preserved and rollback.switch-back fail.
+DROP FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric);

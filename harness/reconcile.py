@@ -1,0 +1,149 @@
+"""Settle purchases a crash of the stepwise flow left unfinished (``harness reconcile``).
+
+For every purchase pending longer than the threshold, ``reconcile_purchase`` (migration
+0004) takes the same locks as a purchase, in the same order (the workspace's credits row,
+then the purchase row), re-checks that it is still pending, and then:
+
+* completes it when it provably reached the last step before completion: its items match
+  ``total_leads`` and ``total_price`` and its leads were marked sold (``leads_marked_at``);
+  the confirmation email job is queued in the same transaction;
+* refunds it otherwise: credits back, reservations released, sales undone if marked.
+
+Then completed purchases without a confirmation email job get one, and idempotency keys
+left ``processing`` are settled: ``completed`` with the response the request would have
+stored when their purchase completed, ``failed`` (retryable) when it was refunded or never
+made. Every step only touches rows older than the threshold and is a no-op the second time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from harness.database import query
+from harness.errors import UsageError
+from harness.service import sql_config
+
+MODULE = "reconcile"
+DEFAULT_OLDER_THAN = "5m"
+OLDER_THAN_ENV = "HARNESS_RECONCILE_OLDER_THAN"
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """What one reconcile run changed."""
+
+    completed: tuple[UUID, ...] = ()
+    refunded: tuple[UUID, ...] = ()
+    emails_queued: tuple[UUID, ...] = ()
+    keys_completed: int = 0
+    keys_failed: int = 0
+
+    @property
+    def changed(self) -> int:
+        return (len(self.completed) + len(self.refunded) + len(self.emails_queued)
+                + self.keys_completed + self.keys_failed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "completed": [str(i) for i in self.completed],
+            "refunded": [str(i) for i in self.refunded],
+            "emails_queued": [str(i) for i in self.emails_queued],
+            "keys_completed": self.keys_completed,
+            "keys_failed": self.keys_failed,
+        }
+
+
+def reconcile(pool: ConnectionPool, older_than: timedelta) -> ReconcileReport:
+    """Complete or refund every purchase pending longer than ``older_than``, queue missing
+    confirmation emails, settle abandoned idempotency keys. Idempotent; safe while
+    purchases run (each purchase is settled in its own transaction, under its locks)."""
+    if older_than < timedelta(0):
+        raise UsageError("older_than must not be negative")
+    config = Jsonb(sql_config())
+    params = {"older_than": older_than}
+    completed: list[UUID] = []
+    refunded: list[UUID] = []
+    emails: list[UUID] = []
+    with pool.connection() as conn:
+        stuck = [r[0] for r in conn.execute(query(MODULE, "stuck_purchases"), params)]
+        for purchase_id in stuck:
+            outcome = conn.execute(query(MODULE, "reconcile_purchase"),
+                                   {"purchase_id": purchase_id, "config": config}).fetchone()[0]
+            if outcome == "completed":
+                completed.append(purchase_id)
+            elif outcome == "refunded":
+                refunded.append(purchase_id)
+        for (purchase_id,) in conn.execute(query(MODULE, "completed_without_email"),
+                                           params).fetchall():
+            conn.execute(query(MODULE, "queue_purchase_confirmation"),
+                         {"purchase_id": purchase_id, "config": config})
+            emails.append(purchase_id)
+        keys_completed = len(conn.execute(query(MODULE, "complete_keys"), params).fetchall())
+        keys_failed = len(conn.execute(query(MODULE, "fail_keys"), params).fetchall())
+    return ReconcileReport(tuple(completed), tuple(refunded), tuple(emails),
+                           keys_completed, keys_failed)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90``, ``30s``, ``5m``, ``2h``, ``1d`` (also combined: ``1h30m``)."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return timedelta(seconds=float(text))
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (examples: 30s, 5m, 2h, 1d)")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+
+
+# -- harness reconcile -------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "reconcile", parents=[common], help="settle purchases a crash left pending",
+        description="Complete or refund purchases stuck in 'pending' (a crash of the "
+        "stepwise flow), queue missing confirmation emails and settle abandoned "
+        "idempotency keys. Idempotent; safe while purchases run.")
+    p.add_argument("--older-than", type=parse_duration,
+                   default=os.environ.get(OLDER_THAN_ENV) or DEFAULT_OLDER_THAN,
+                   metavar="DURATION",
+                   help=f"only purchases pending longer than this (default "
+                   f"{DEFAULT_OLDER_THAN}; e.g. 30s, 5m, 2h, 0s for all) (env {OLDER_THAN_ENV})")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_reconcile)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from harness import cli, database
+
+    with cli.database(args) as srv:
+        pool = database.pool(srv.dsn, max_size=2)
+        try:
+            report = reconcile(pool, args.older_than)
+        finally:
+            pool.close()
+    if args.json:
+        cli.say(json.dumps(report.as_dict(), indent=2))
+        return 0
+    cli.say(f"completed {len(report.completed)}, refunded {len(report.refunded)} stuck "
+            f"purchase(s); queued {len(report.emails_queued)} missing confirmation "
+            f"email(s); settled {report.keys_completed + report.keys_failed} idempotency "
+            f"key(s) ({report.keys_completed} completed, {report.keys_failed} failed)")
+    return 0
+
+
+__all__ = ["ReconcileReport", "parse_duration", "reconcile"]

@@ -1,0 +1,43 @@
+-- Queries of `harness load` and loadtests/locustfile.py.
+
+-- name: has_workspaces
+SELECT EXISTS (SELECT FROM workspaces);
+
+-- name: buyers
+-- Every (workspace, member) pair: each is one buyer identity the load users pick from.
+SELECT m.workspace_id, m.user_id
+FROM workspace_members m
+JOIN users u ON u.id = m.user_id
+ORDER BY m.workspace_id, u.full_name;
+
+-- name: leads_for_sale
+SELECT id, marketplace_price FROM leads WHERE for_sale ORDER BY id;
+
+-- name: purchase_with_credits
+SELECT success, error_message, new_balance, purchase_id
+FROM purchase_with_credits(%(workspace_id)s, %(user_id)s, %(lead_ids)s::uuid[], %(total)s, %(total)s);
+
+-- name: in_flight
+-- Sessions of the load users (application_name harness-load-user) inside a transaction
+-- at this instant: running a statement, waiting on a lock, or idle in transaction.
+SELECT count(*) FILTER (WHERE xact_start IS NOT NULL) AS in_flight,
+       count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting_on_lock,
+       count(*) AS connected
+FROM pg_stat_activity
+WHERE datname = current_database()
+  AND pid <> pg_backend_pid()
+  AND application_name = 'harness-load-user';
+
+-- name: load_sessions
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database()
+  AND pid <> pg_backend_pid()
+  AND application_name = 'harness-load-user';
+
+-- name: purchase_totals
+SELECT count(*) AS purchases,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'pending') AS pending,
+       coalesce(sum(total_leads), 0) AS leads_bought,
+       coalesce(sum(credits_used), 0) AS credits_used
+FROM marketplace_purchases;

@@ -1,0 +1,88 @@
+-- Building data for the checks, and reading it back. Workspaces, users, members and
+-- leads are plain rows; credits go through add_credits, as a top-up does.
+
+-- name: insert-workspace
+INSERT INTO workspaces (name) VALUES (%s) RETURNING id
+
+-- name: insert-user
+INSERT INTO users (email, full_name) VALUES (%s, %s) RETURNING id
+
+-- name: insert-member
+INSERT INTO workspace_members (workspace_id, user_id) VALUES (%s, %s)
+
+-- name: add-credits
+SELECT add_credits(%s, %s, %s)
+
+-- name: insert-leads
+INSERT INTO leads (marketplace_price, max_sales, for_sale)
+SELECT %s, %s, %s FROM generate_series(1, %s)
+RETURNING id
+
+-- name: balance
+SELECT balance FROM workspace_credits WHERE workspace_id = %s
+
+-- name: balances
+SELECT workspace_id, balance, total_used FROM workspace_credits
+
+-- name: purchase
+SELECT success, error_message, new_balance, purchase_id
+FROM purchase_with_credits(%s, %s, %s::uuid[], %s, %s)
+
+-- name: mark-sold
+SELECT mark_leads_sold_batch(%s::uuid[])
+
+-- name: tables
+-- Every table of the public schema except yoyo's bookkeeping: what a snapshot covers.
+SELECT c.relname
+FROM pg_class c
+WHERE c.relnamespace = 'public'::regnamespace
+  AND c.relkind IN ('r', 'p')
+  AND c.relname NOT LIKE '%%yoyo%%'
+ORDER BY c.relname
+
+-- name: purchases
+SELECT id, buyer_workspace_id, buyer_user_id, total_leads, total_price, payment_method,
+       credits_used, status::text AS status
+FROM marketplace_purchases
+
+-- name: leads
+SELECT id, sold_count, first_sold_at, max_sales FROM leads WHERE id = ANY (%s::uuid[])
+
+-- name: reservations-per-purchase
+SELECT p.id, p.total_leads, count(r.lead_id) AS reserved
+FROM marketplace_purchases p
+LEFT JOIN lead_reservations r ON r.purchase_id = p.id
+GROUP BY p.id, p.total_leads
+
+-- name: reservations-per-lead
+SELECT lead_id, count(*) AS n FROM lead_reservations GROUP BY lead_id
+
+-- name: ledger-per-workspace
+-- Each balance beside what the ledger and the purchases say it should be.
+SELECT c.workspace_id, c.balance,
+       coalesce((SELECT sum(l.amount) FROM credit_ledger l
+                 WHERE l.workspace_id = c.workspace_id), 0) AS ledger,
+       coalesce((SELECT sum(p.credits_used) FROM marketplace_purchases p
+                 WHERE p.buyer_workspace_id = c.workspace_id
+                   AND p.payment_method = 'credits' AND p.status <> 'refunded'), 0) AS spent
+FROM workspace_credits c
+
+-- name: in-flight
+-- Sessions of this database inside a transaction, other than the one asking.
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND xact_start IS NOT NULL AND backend_type = 'client backend'
+
+-- name: terminate-sleepers
+-- Backends of this database sleeping inside a purchase transaction, terminated.
+SELECT pid, pg_terminate_backend(pid)
+FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND state = 'active' AND query LIKE 'SELECT pg_sleep(%%'
+  AND pid = ANY (%s::int[])
+
+-- name: backend-pid
+SELECT pg_backend_pid()
+
+-- name: sleep
+SELECT pg_sleep(%s)
