@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from harness import database
+from harness import database, durations
 from harness.config import DB_MESSAGES
 from harness.errors import DomainError, UsageError
 
@@ -365,14 +364,8 @@ def read_failures(csv_prefix: Path) -> list[dict]:
 
 
 def parse_duration(text: str) -> float:
-    """``30s``, ``2m``, ``1h30m`` or plain seconds."""
-    text = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+)\s*([hms])", text)
-    if not parts or "".join(a + b for a, b in parts) != re.sub(r"\s+", "", text):
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 2m)")
-    return float(sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
+    """Seconds of a duration such as ``30s``, ``2m``, ``1h30m`` or plain seconds."""
+    return durations.parse_duration(text).total_seconds()
 
 
 def _duration_arg(text: str) -> str:
@@ -384,7 +377,8 @@ def locust_command(args: argparse.Namespace, workdir: Path) -> list[str]:
     cmd = [
         sys.executable, "-m", "locust", "-f", str(args.locustfile), "--headless",
         "-u", str(args.users), "-r", str(args.spawn_rate or args.users),
-        "-t", args.duration, "--stop-timeout", str(STOP_TIMEOUT_S),
+        "-t", f"{max(1, round(parse_duration(args.duration)))}s",
+        "--stop-timeout", str(STOP_TIMEOUT_S),
         "--only-summary", "--json-file", str(workdir / "stats"),  # Locust adds .json
         "--csv", str(workdir / "stats"),
     ]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from harness.database import query
+from harness.durations import parse_duration
 from harness.errors import UsageError
 from harness.service import sql_config
 
@@ -92,21 +92,6 @@ def reconcile(pool: ConnectionPool, older_than: timedelta) -> ReconcileReport:
         keys_failed = len(conn.execute(query(MODULE, "fail_keys"), params).fetchall())
     return ReconcileReport(tuple(completed), tuple(refunded), tuple(emails),
                            keys_completed, keys_failed)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90``, ``30s``, ``5m``, ``2h``, ``1d`` (also combined: ``1h30m``)."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(
-            f"not a duration: {text!r} (examples: 30s, 5m, 2h, 1d)")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
 
 
 # -- harness reconcile -------------------------------------------------------------------

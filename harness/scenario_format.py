@@ -7,7 +7,7 @@ refers to nothing is one :class:`ScenarioError` naming the file and the key.
 
 from __future__ import annotations
 
-import re
+import argparse
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from harness.durations import parse_duration
 from harness.errors import DOMAIN_ERRORS, ScenarioError
 
 FLOWS = ("atomic", "stepwise", "legacy")
@@ -237,15 +238,11 @@ class _Parser:
 
     def duration(self, value: Any, key: str) -> timedelta:
         text = self.string(value, key)
-        units = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours",
-                 "d": "days"}
-        parts = re.findall(r"(\d+)(ms|s|m|h|d)", text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise self.fail(key, f"{text!r} is not a duration like \"0s\", \"90s\", \"5m\"")
-        out = timedelta(0)
-        for number, unit in parts:
-            out += timedelta(**{units[unit]: int(number)})
-        return out
+        try:
+            return parse_duration(text)
+        except argparse.ArgumentTypeError:
+            raise self.fail(key, f"{text!r} is not a duration like \"0s\", \"90s\", \"5m\"") \
+                from None
 
     def table_list(self, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
         value = data.get(key, [])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,28 +25,8 @@ import psycopg
 
 from harness import database
 from harness.config import DB_MESSAGES
+from harness.durations import parse_duration, show_duration
 from harness.errors import UsageError
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90``, ``30s``, ``15m``, ``2h``, ``1d`` (and combinations such as ``1h30m``)."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 15m, 2h, 1d)")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
-
-
-def show_duration(td: timedelta) -> str:
-    seconds = int(td.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 @dataclass
