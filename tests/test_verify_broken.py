@@ -28,6 +28,16 @@ BROKEN = {
     "broken/security_definer_no_search_path": (
         "security", {"security.search-path-pinned", "security.definer-has-search-path"}),
     "broken/rls_disabled": ("security", {"security.rls-enabled"}),
+    "broken/lead_locks_in_caller_order": (
+        "concurrency.no-deadlock", {"concurrency.no-deadlock"}),
+    "broken/debit_via_dblink": (
+        "faults.terminate-mid-purchase", {"faults.terminate-mid-purchase"}),
+    "broken/reconcile_trusts_items": (
+        "faults.stepwise-reconcile", {"faults.stepwise-reconcile"}),
+    "broken/atomic_flow_no_email": (
+        "queue.outbox-iff-committed", {"queue.outbox-iff-committed"}),
+    "broken/requeue_resets_attempts": (
+        "queue.retry-dead-letter", {"queue.retry-dead-letter"}),
     "seed_as_written": ("input,contract,security", {
         "input.amounts", "input.price-mismatch", "input.lead-ids", "input.membership",
         "input.availability", "input.combined", "contract.mark-sold-max-sales",

@@ -1,0 +1,40 @@
+-- depends: 0004_purchase_flow
+-- reconcile_purchase takes a pending purchase whose items are all there as finished and
+-- completes it, without asking whether its leads were marked sold (leads_marked_at). A
+-- stepwise purchase that crashed between "items" and "mark_sold" is completed with its
+-- leads never counted: their sold_count falls behind the completed sales (a sold lead
+-- still shows as never sold).
+-- Everything else is the project's reconcile_purchase.
+
+CREATE OR REPLACE FUNCTION reconcile_purchase(p_purchase_id uuid, p_config jsonb) RETURNS text
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  v_workspace  uuid;
+  v_purchase   marketplace_purchases%ROWTYPE;
+  v_items      integer;
+  v_sum        numeric;
+BEGIN
+  SELECT p.buyer_workspace_id INTO v_workspace
+  FROM marketplace_purchases p WHERE p.id = p_purchase_id;
+  IF NOT FOUND THEN
+    RETURN 'missing';
+  END IF;
+  PERFORM FROM workspace_credits c WHERE c.workspace_id = v_workspace FOR UPDATE;
+  SELECT * INTO v_purchase FROM marketplace_purchases p WHERE p.id = p_purchase_id FOR UPDATE;
+  IF v_purchase.status <> 'pending' THEN
+    RETURN 'unchanged';
+  END IF;
+
+  SELECT count(*), coalesce(sum(i.price_at_purchase), 0) INTO v_items, v_sum
+  FROM marketplace_purchase_items i WHERE i.purchase_id = p_purchase_id;
+  IF v_items = v_purchase.total_leads AND v_sum = v_purchase.total_price THEN
+    PERFORM complete_purchase(p_purchase_id);
+    PERFORM queue_purchase_confirmation(p_purchase_id, p_config);
+    RETURN 'completed';
+  END IF;
+  PERFORM refund_purchase(p_purchase_id);
+  RETURN 'refunded';
+END;
+$$;
