@@ -1,0 +1,1 @@
+ALTER TABLE marketplace_purchases ALTER COLUMN total_price TYPE numeric(10,2);
