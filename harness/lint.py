@@ -93,7 +93,7 @@ def config_path() -> Path:
 def squawk_binary() -> str:
     found = shutil.which("squawk") or shutil.which("squawk", path=str(Path(sys.executable).parent))
     if not found:
-        raise UsageError("squawk is not installed: pip install squawk-cli (the dev extra)")
+        raise UsageError("squawk is not installed: pip install squawk-cli")
     return found
 
 

@@ -435,7 +435,7 @@ def _smtp_url() -> Iterator[str]:
     except ImportError as exc:
         raise ScenarioSetupError(
             "run_worker needs an SMTP server: set HARNESS_SMTP_URL, or install aiosmtpd "
-            "(pip install 'harness[dev]') for a local sink") from exc
+            "(a dependency of harness) for a local sink") from exc
 
     class Sink:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
