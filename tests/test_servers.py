@@ -65,7 +65,10 @@ def test_system_provider_finds_debian_versioned_binaries():
 def test_interrupted_command_stops_and_deletes_its_server(tmp_path, sig):
     marker = tmp_path / "workdir"
     code = (
-        "import sys, time\n"
+        "import signal, sys, time\n"
+        # A child started from a background job inherits SIGINT ignored; a terminal's
+        # Ctrl-C reaches a foreground command with Python's default handler.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from harness.servers import server\n"
         "with server() as s:\n"
         f"    open({str(marker)!r}, 'w').write(str(s.workdir))\n"
