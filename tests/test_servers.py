@@ -4,6 +4,7 @@ detected and its absence reported in one line."""
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -89,3 +90,42 @@ def test_interrupted_command_stops_and_deletes_its_server(tmp_path, sig):
         for _ in range(50):  # the postmaster exits moments after pg_ctl returns
             os.kill(pid, 0)
             time.sleep(0.1)
+
+
+def _as_ordinary_user(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` as the unprivileged user ``nobody`` with this interpreter's packages.
+
+    The virtualenv's own interpreter lives where ``nobody`` may not read (pyenv under
+    /root), so a system Python of the same minor version runs it, on our sys.path."""
+    python = Path("/usr/bin/python3")
+    root = str(Path(__file__).resolve().parent.parent)  # the editable install's package
+    paths = [root] + [p for p in sys.path if p and Path(p).is_dir()]
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": os.pathsep.join(paths)}
+    return subprocess.run([str(python), "-c", code], user="nobody", env=env, cwd="/tmp",
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_throwaway_server_works_for_an_ordinary_user():
+    probe = _as_ordinary_user(
+        f"import sys; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}; "
+        "import harness.servers, psycopg")
+    if probe.returncode != 0:
+        pytest.skip(f"no Python of this version that 'nobody' can run here: "
+                    f"{probe.stderr.strip().splitlines()[-1:]}")
+    code = (
+        "import os, psycopg\n"
+        "from harness.servers import server\n"
+        "with server() as s:\n"
+        "    with psycopg.connect(s.dsn) as c:\n"
+        "        c.execute('CREATE TABLE t (x int)')\n"
+        "    print(os.geteuid(), (s.workdir / 'data').stat().st_uid, s.workdir)\n"
+        "print(s.workdir.exists())\n"
+    )
+    result = _as_ordinary_user(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first, second = result.stdout.strip().splitlines()
+    euid, data_owner, _ = first.split()
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert int(euid) == nobody and int(data_owner) == nobody  # no user switch needed
+    assert second == "False"
