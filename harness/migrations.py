@@ -147,39 +147,31 @@ class Migrator:
 
     def apply(self, on_step: Callable[[str], None] | None = None) -> list[str]:
         """Apply every pending migration in order; returns their ids."""
-        done: list[str] = []
         with self.locked():
-            for migration in self.backend.to_apply(self.migrations):
-                if on_step:
-                    on_step(migration.id)
-                try:
-                    self.backend.apply_one(migration)
-                except Exception as exc:
-                    raise MigrationError(
-                        f"migration {migration.id} failed: {_one_line(exc)}"
-                    ) from exc
-                done.append(migration.id)
-        return done
+            todo = list(self.backend.to_apply(self.migrations))
+            return self._run(todo, self.backend.apply_one, "migration {} failed", on_step)
 
     def rollback(
         self, steps: int | None = 1, on_step: Callable[[str], None] | None = None
     ) -> list[str]:
         """Roll back the last ``steps`` applied migrations (None: all of them)."""
-        done: list[str] = []
         with self.locked():
-            todo = list(self.backend.to_rollback(self.migrations))
-            if steps is not None:
-                todo = todo[:steps]
-            for migration in todo:
-                if on_step:
-                    on_step(migration.id)
-                try:
-                    self.backend.rollback_one(migration)
-                except Exception as exc:
-                    raise MigrationError(
-                        f"rollback of {migration.id} failed: {_one_line(exc)}"
-                    ) from exc
-                done.append(migration.id)
+            todo = list(self.backend.to_rollback(self.migrations))[:steps]
+            return self._run(todo, self.backend.rollback_one, "rollback of {} failed", on_step)
+
+    @staticmethod
+    def _run(todo, step, failure: str, on_step: Callable[[str], None] | None) -> list[str]:
+        """Run ``step`` on each migration in order, each in its own transaction (yoyo's);
+        the first failure stops the run and names the migration."""
+        done: list[str] = []
+        for migration in todo:
+            if on_step:
+                on_step(migration.id)
+            try:
+                step(migration)
+            except Exception as exc:
+                raise MigrationError(f"{failure.format(migration.id)}: {_one_line(exc)}") from exc
+            done.append(migration.id)
         return done
 
 

@@ -44,7 +44,8 @@ WHERE id = %(purchase_id)s;
 
 -- name: get_purchased_leads
 -- The buyer's own purchase only: another workspace asking gets no rows. The shape is
--- the one purchase_response_leads (0004) builds; tests hold the two together.
+-- the one purchase_response_leads (0004) builds; tests hold the two together. Not a call
+-- of that function because the legacy flow uses this and must need nothing beyond 0001.
 SELECT jsonb_build_object(
          'lead_id', l.id::text,
          'email', l.email,

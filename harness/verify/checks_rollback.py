@@ -35,9 +35,10 @@ from harness import database
 from harness.errors import MigrationLocked
 from harness.fingerprint import Fingerprint, diff, fingerprint
 from harness.migrations import BREAK_LOCK_HINT, YOYO_TABLES, Migrator
+from harness.service import PurchaseRequest, PurchaseService
 from harness.verify.context import SCRATCH_PREFIX, CheckContext
 from harness.verify.registry import CheckFailed, CheckSkipped, check
-from harness.verify.world import World, mark_sold, purchase
+from harness.verify.world import World
 
 MAX_LISTED = 12
 FLOWS = ("atomic", "legacy")
@@ -199,46 +200,24 @@ def _dropped_names(start: DataState, now: DataState) -> set[str]:
     return names
 
 
-def _service():
-    """PurchaseService and PurchaseRequest, or None when the service is not there yet."""
-    try:
-        from harness.service import PurchaseRequest, PurchaseService
-    except ImportError:
-        return None
-    return PurchaseService, PurchaseRequest
-
-
 def load_scenario(conn: psycopg.Connection, dsn: str) -> str:
-    """A small marketplace with purchases made the way the application makes them: the
-    service's atomic flow when present, else purchase_with_credits and
-    mark_leads_sold_batch. Returns what was loaded, briefly."""
+    """A small marketplace with purchases made the way the application makes them, through
+    the service's atomic flow. Returns what was loaded, briefly."""
     world = World(conn)
     buyers = [world.workspace(balance="40.00", members=2) for _ in range(3)]
     leads = world.leads(18, "1.50") + world.leads(6, "2.25", max_sales=2)
     made = 0
-    service = _service()
-    if service:
-        PurchaseService, PurchaseRequest = service
-        with contextlib.closing(database.pool(dsn, max_size=2)) as pool:
-            svc = PurchaseService(pool, flow="atomic")
-            for i, (ws, users) in enumerate(buyers):
-                for j in range(3):
-                    chosen = tuple(leads[(i * 5 + j * 2) % len(leads):][:2])
-                    svc.purchase(PurchaseRequest(ws, users[j % 2], chosen,
-                                                 idempotency_key=f"rehearsal-{i}-{j}"))
-                    made += 1
-                svc.top_up(ws, Decimal("5.00"), "rehearsal")
-    else:
+    with contextlib.closing(database.pool(dsn, max_size=2)) as pool:
+        svc = PurchaseService(pool, flow="atomic")
         for i, (ws, users) in enumerate(buyers):
             for j in range(3):
-                chosen = leads[(i * 5 + j * 2) % len(leads):][:2]
-                total = sum(Decimal("1.50") if lead in leads[:18] else Decimal("2.25")
-                            for lead in chosen)
-                if purchase(conn, ws, users[0], chosen, total).success:
-                    mark_sold(conn, chosen)
-                    made += 1
-    how = "the service's atomic flow" if service else "purchase_with_credits"
-    return f"{len(buyers)} workspaces, {len(leads)} leads, {made} purchases through {how}"
+                chosen = tuple(leads[(i * 5 + j * 2) % len(leads):][:2])
+                svc.purchase(PurchaseRequest(ws, users[j % 2], chosen,
+                                             idempotency_key=f"rehearsal-{i}-{j}"))
+                made += 1
+            svc.top_up(ws, Decimal("5.00"), "rehearsal")
+    return (f"{len(buyers)} workspaces, {len(leads)} leads, {made} purchases through the "
+            "service's atomic flow")
 
 
 @check("rollback.data-preserved")
@@ -400,10 +379,6 @@ def switch_back(ctx: CheckContext) -> str:
     level; with everything after the base schema rolled back the legacy flow
     (HARNESS_PURCHASE_FLOW=legacy) completes purchases; after re-applying, atomic does
     again; flipping the flow flag during a concurrent run fails no purchase."""
-    service = _service()
-    if service is None:
-        raise CheckSkipped("harness.service (the purchase flows) is not present")
-    PurchaseService, PurchaseRequest = service
     dsn = ctx.new_database(audit=False)
     problems: list[str] = []
     with contextlib.closing(database.pool(dsn, max_size=6)) as pool, \

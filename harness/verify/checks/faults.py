@@ -4,7 +4,6 @@ repaired by reconcile until every invariant holds."""
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections import Counter
@@ -13,19 +12,14 @@ from decimal import Decimal
 
 import psycopg
 
+from harness import invariants, service
+from harness import reconcile as reconcile_mod
 from harness.verify.context import q
 from harness.verify.race import describe, run_race
-from harness.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
+from harness.verify.registry import CheckFailed, CheckInconclusive, check
 from harness.verify.world import World, money, purchase
 
 STEPS = ("debit", "items", "mark_sold", "complete")
-
-
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise CheckSkipped(f"{module} is not available ({exc})") from None
 
 
 @check("faults.terminate-mid-purchase")
@@ -116,9 +110,6 @@ def terminate_mid_purchase(ctx) -> str:
 def stepwise_reconcile(ctx) -> str:
     """The stepwise purchase flow stopped after each step (debit, items, mark_sold,
     complete), then reconciled: every invariant holds and no purchase stays pending."""
-    service = _optional("harness.service")
-    reconcile_mod = _optional("harness.reconcile")
-    invariants = _optional("harness.invariants")
     from harness import database
 
     dsn = ctx.new_database()

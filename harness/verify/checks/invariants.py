@@ -3,8 +3,7 @@ checks left behind, before they are dropped."""
 
 from __future__ import annotations
 
-import importlib
-
+from harness import invariants
 from harness.verify.registry import CheckFailed, CheckSkipped, check
 
 
@@ -13,10 +12,6 @@ def after_checks(ctx) -> str:
     """Every invariant (balances equal their ledger, no overdraft, total_used, sold
     counts, max_sales, one purchase per lead and workspace, confirmation emails, debits)
     holds in every scratch database the other checks wrote through real flows."""
-    try:
-        invariants = importlib.import_module("harness.invariants")
-    except ImportError as exc:
-        raise CheckSkipped(f"harness.invariants is not available ({exc})") from None
     dbs = ctx.databases(audited_only=True)
     if not dbs:
         raise CheckSkipped("no other check left a database to inspect")

@@ -12,19 +12,14 @@ from collections import Counter
 from decimal import Decimal
 
 import psycopg
+from aiosmtpd.controller import Controller
 
+from harness import queue, worker
 from harness.verify.context import q
-from harness.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
+from harness.verify.registry import CheckFailed, CheckInconclusive, check
 from harness.verify.world import World, purchase
 
 FATES = ("commit", "rollback", "terminate", "refuse")
-
-
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise CheckSkipped(f"{module} is not available ({exc})") from None
 
 
 @check("queue.outbox-iff-committed")
@@ -32,7 +27,6 @@ def outbox_iff_committed(ctx) -> str:
     """Purchases that queue their confirmation email in their own transaction, then
     commit, roll back, lose their backend before COMMIT, or are refused: a job exists for
     exactly the committed ones, one each. Through harness.service too when present."""
-    queue = _optional("harness.queue")
     rng = ctx.rng("queue.outbox-iff-committed")
     dsn = ctx.new_database()
     with ctx.connect(dsn) as conn:
@@ -159,12 +153,6 @@ def retry_dead_letter(ctx) -> str:
     """Against a real SMTP server on loopback: a job whose first attempt is refused is
     retried and sent once; a job always refused is retried up to the attempt limit, then
     dead-lettered with its last error; a healthy one is sent on the first attempt."""
-    queue = _optional("harness.queue")
-    worker = _optional("harness.worker")
-    try:
-        from aiosmtpd.controller import Controller
-    except ImportError as exc:
-        raise CheckSkipped(f"aiosmtpd is not installed ({exc})") from None
     dsn = ctx.new_database()
     attempts = 3
     with ctx.connect(dsn) as conn:
