@@ -101,8 +101,10 @@ def _as_ordinary_user(code: str) -> subprocess.CompletedProcess:
     root = str(Path(__file__).resolve().parent.parent)  # the editable install's package
     paths = [root] + [p for p in sys.path if p and Path(p).is_dir()]
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": os.pathsep.join(paths)}
-    return subprocess.run([str(python), "-c", code], user="nobody", env=env, cwd="/tmp",
-                          capture_output=True, text=True, timeout=120)
+    nobody = pwd.getpwnam("nobody")
+    return subprocess.run([str(python), "-c", code], user=nobody.pw_uid, group=nobody.pw_gid,
+                          extra_groups=[], env=env, cwd="/tmp", capture_output=True,
+                          text=True, timeout=120)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
