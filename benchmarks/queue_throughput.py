@@ -25,10 +25,11 @@ from decimal import Decimal
 
 from aiosmtpd.controller import Controller
 
-from harness import database, servers
-from harness.migrations import Migrator
-from harness.queue import CreditPurchaseEmail, queue_credit_purchase_email
-from harness.worker import Worker
+from harness import db as database
+from harness.db import servers
+from harness.db.migrations import Migrator
+from harness.outbox.queue import CreditPurchaseEmail, queue_credit_purchase_email
+from harness.outbox.worker import Worker
 
 
 class CountingSink:

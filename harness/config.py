@@ -8,16 +8,9 @@ user-facing text. Nothing else in the package spells these out.
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
 
 MARKETPLACE_CONFIG: Final = MappingProxyType(
     {
@@ -41,14 +34,17 @@ MARKETPLACE_CONFIG: Final = MappingProxyType(
         "COMMISSION_FRESHNESS_BONUS_RATE": Decimal("0.02"),
         # Largest amount numeric(10,2) holds
         "MAX_AMOUNT": Decimal("99999999.99"),
-        "APP_URL": os.environ.get("HARNESS_APP_URL", "http://localhost:3000"),
+        # Where download links point; HARNESS_APP_URL overrides it (harness.env).
+        "APP_URL": "http://localhost:3000",
     }
 )
 
+# The worker's defaults; HARNESS_EMAIL_RETRY_ATTEMPTS and HARNESS_EMAIL_RETRY_BACKOFF_MS
+# override them when a worker is built (harness.outbox.worker.WorkerSettings.resolve).
 EMAIL_CONFIG: Final = MappingProxyType(
     {
-        "RETRY_ATTEMPTS": _env_int("HARNESS_EMAIL_RETRY_ATTEMPTS", 3),
-        "RETRY_BACKOFF_MS": _env_int("HARNESS_EMAIL_RETRY_BACKOFF_MS", 1000),
+        "RETRY_ATTEMPTS": 3,
+        "RETRY_BACKOFF_MS": 1000,
     }
 )
 

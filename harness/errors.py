@@ -33,7 +33,7 @@ errors of the harness: ``CheckFailed`` (the property does not hold), ``CheckSkip
 could not be established: reported as an error, never as a pass).
 
 Each class's docstring is its default message. Driver errors are translated into
-this tree in one place (:mod:`harness.database`), always with ``raise ... from``.
+this tree in one place (:mod:`harness.db`), always with ``raise ... from``.
 """
 
 from __future__ import annotations

@@ -34,7 +34,6 @@ from locust.runners import LocalRunner, MasterRunner
 from locust.user.task import LOCUST_STATE_STOPPING
 
 import logging
-import os
 import random
 import sys
 import time
@@ -74,12 +73,13 @@ _problem = cooperative_wait_problem()
 if _problem:
     sys.exit(f"locustfile: refusing to run: {_problem}")
 
-from harness import load
+from harness import env
+from harness.drivers import load
 
-log = logging.getLogger("harness.load")
+log = logging.getLogger("harness.drivers.load")
 
 
-THINK_TIME_S = float(os.environ.get("HARNESS_LOAD_THINK_MS", "0")) / 1000
+THINK_TIME_S = env.read("HARNESS_LOAD_THINK_MS") / 1000
 
 
 class Purchaser(User):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from harness import database
+from harness import db as database
 from harness.cli import cli
-from harness.migrations import Migrator
+from harness.db.migrations import Migrator
 
 
 def tables(dsn):

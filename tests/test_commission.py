@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from harness.commission import calculate_commission
 from harness.config import MARKETPLACE_CONFIG
-from harness.database import query
-from harness.service import sql_config
+from harness.db import query
+from harness.money.commission import calculate_commission
+from harness.money.service import sql_config
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 FRESH_DAYS = MARKETPLACE_CONFIG["COMMISSION_FRESHNESS_DAYS"]

@@ -4,7 +4,7 @@ harness.config.DB_MESSAGES and USER_MESSAGES)."""
 
 from __future__ import annotations
 
-from harness.gate import cli_commands, documentation_gaps
+from harness.proofs.gate import cli_commands, documentation_gaps
 
 
 def test_the_command_list_is_derived_from_the_parser():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import database
-from harness.fingerprint import diff, digest, fingerprint, fingerprint_dsn
-from harness.migrations import Migrator
+from harness import db as database
+from harness.db.fingerprint import diff, digest, fingerprint, fingerprint_dsn
+from harness.db.migrations import Migrator
 
 PWC = "purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)"
 PWC_SIG = PWC

@@ -12,12 +12,12 @@ from decimal import Decimal
 import pytest
 from psycopg.types.json import Jsonb
 
-from harness import database
+from harness import db as database
+from harness.db.migrations import Migrator
 from harness.errors import DomainError
-from harness.invariants import check_invariants
-from harness.migrations import Migrator
-from harness.repository import Repository
-from harness.service import PurchaseRequest, PurchaseService, download_url, sql_config
+from harness.money.invariants import check_invariants
+from harness.money.repository import Repository
+from harness.money.service import PurchaseRequest, PurchaseService, download_url, sql_config
 
 FLOWS = ("atomic", "stepwise", "legacy")
 
@@ -164,7 +164,7 @@ def test_add_purchase_items_writes_every_item_in_one_statement(conn, world, pool
     leads = world.leads(3)
     repo = Repository(pool)
     pid, _ = repo.purchase_with_credits(ws, user, leads, Decimal("3.00"))
-    from harness.service import purchase_items
+    from harness.money.service import purchase_items
     items = purchase_items(repo.load_leads(leads), datetime.now(UTC))
     assert repo.add_purchase_items(pid, items) == 3
     assert repo.mark_leads_sold_batch(leads) == 3

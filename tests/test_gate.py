@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 from conftest import ROOT
 
-from harness import database
+from harness import db as database
 from harness.cli import cli
-from harness.gate import CHECKLIST, GATE_ENV, Options, run_gate
+from harness.proofs.gate import CHECKLIST, GATE_ENV, Options, run_gate
 
 PWC = "purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)"
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from harness import database
-from harness.invariants import INVARIANTS, check_invariants, summary
+from harness import db as database
+from harness.money.invariants import INVARIANTS, check_invariants, summary
 
 
 def names(conn, **kwargs) -> set[str]:

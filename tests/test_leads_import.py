@@ -10,7 +10,7 @@ from conftest import snapshot
 
 from harness.cli import cli
 from harness.config import ERROR_MESSAGES, INDUSTRIES, MARKETPLACE_CONFIG
-from harness.leads_import import ImportRejected, import_leads, read_leads_csv
+from harness.drivers.leads_import import ImportRejected, import_leads, read_leads_csv
 
 HEADER = "email,company,industry,state,price,intent_score,freshness_score,max_sales\n"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from conftest import ROOT
 
 from harness.cli import cli
-from harness.lint import lint, migration_timeouts, run_squawk
+from harness.db.lint import lint, migration_timeouts, run_squawk
 
 
 def test_project_migrations_pass_squawk_with_the_committed_configuration():

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from harness import database, load
-from harness.bench import RATIOS
+from harness import db as database
 from harness.cli import cli
+from harness.drivers import load
+from harness.drivers.bench import RATIOS
 
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 HOT_WALLET = ROOT / "loadtests" / "hot-wallet.toml"

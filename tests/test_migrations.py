@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from conftest import ROOT
 
-from harness import database
-from harness.migrations import YOYO_TABLES, Migrator, yoyo_url
+from harness import db as database
+from harness.db.migrations import YOYO_TABLES, Migrator, yoyo_url
 
 FUNCTIONS = (
     "purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)",
@@ -20,7 +20,7 @@ FUNCTIONS = (
 )
 
 # A catalog summary, enough to tell two schemas apart (the full fingerprint lives in
-# harness.fingerprint once it exists).
+# harness.db.fingerprint once it exists).
 SCHEMA_QUERY = """
 SELECT 'column', c.table_name || '.' || c.column_name || ' ' || c.data_type || ' '
        || coalesce(c.column_default, '') || ' ' || c.is_nullable

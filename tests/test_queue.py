@@ -13,11 +13,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from harness import queue
 from harness.cli import cli
 from harness.errors import UsageError
-from harness.mailer import SmtpSettings, render
-from harness.queue import (
+from harness.outbox import queue
+from harness.outbox.mailer import SmtpSettings, render
+from harness.outbox.queue import (
     CreditPurchaseEmail,
     EmailJobStatus,
     PurchaseConfirmationEmail,

@@ -11,11 +11,12 @@ from decimal import Decimal
 
 import pytest
 
-from harness import cli, database
+from harness import cli
+from harness import db as database
 from harness.errors import DomainError
-from harness.invariants import check_invariants
-from harness.reconcile import parse_duration, reconcile
-from harness.service import CRASH_POINTS, PurchaseRequest, PurchaseService
+from harness.money.invariants import check_invariants
+from harness.money.reconcile import parse_duration, reconcile
+from harness.money.service import CRASH_POINTS, PurchaseRequest, PurchaseService
 
 NOW = timedelta(0)
 

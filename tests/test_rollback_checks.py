@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from harness import database
-from harness.migrations import Migrator
-from harness.verify import CheckContext, CheckFailed
-from harness.verify.checks_rollback import (
+from harness import db as database
+from harness.db.migrations import Migrator
+from harness.proofs.verify import CheckContext, CheckFailed
+from harness.proofs.verify.checks.rollback import (
     data_preserved,
     migrations_lint,
     round_trip,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import scenario_runner
 from harness.cli import cli
-from harness.database import connect
-from harness.scenario_format import ScenarioError, load_scenario, load_scenarios
-from harness.scenario_runner import report, run_scenarios
+from harness.db import connect
+from harness.drivers.scenarios import runner as scenario_runner
+from harness.drivers.scenarios.format import ScenarioError, load_scenario, load_scenarios
+from harness.drivers.scenarios.runner import report, run_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))

@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness import servers
 from harness.cli import cli
+from harness.db import servers
 from harness.errors import DockerUnavailable, UsageError
 
 
@@ -70,7 +70,7 @@ def test_interrupted_command_stops_and_deletes_its_server(tmp_path, sig):
         # A child started from a background job inherits SIGINT ignored; a terminal's
         # Ctrl-C reaches a foreground command with Python's default handler.
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "from harness.servers import server\n"
+        "from harness.db.servers import server\n"
         "with server() as s:\n"
         f"    open({str(marker)!r}, 'w').write(str(s.workdir))\n"
         "    time.sleep(60)\n"
@@ -111,13 +111,13 @@ def _as_ordinary_user(code: str) -> subprocess.CompletedProcess:
 def test_throwaway_server_works_for_an_ordinary_user():
     probe = _as_ordinary_user(
         f"import sys; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}; "
-        "import harness.servers, psycopg")
+        "import harness.db.servers, psycopg")
     if probe.returncode != 0:
         pytest.skip(f"no Python of this version that 'nobody' can run here: "
                     f"{probe.stderr.strip().splitlines()[-1:]}")
     code = (
         "import os, psycopg\n"
-        "from harness.servers import server\n"
+        "from harness.db.servers import server\n"
         "with server() as s:\n"
         "    with psycopg.connect(s.dsn) as c:\n"
         "        c.execute('CREATE TABLE t (x int)')\n"

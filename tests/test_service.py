@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from conftest import snapshot
 
-from harness import database
+from harness import db as database
 from harness.errors import DomainError, UsageError
-from harness.service import (
+from harness.money.service import (
     FLOW_ENV,
     PurchaseRequest,
     PurchaseService,

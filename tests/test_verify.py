@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from harness import database
+from harness import db as database
 from harness.cli import cli
 from harness.errors import UsageError
-from harness.verify import (
+from harness.proofs.verify import (
     CheckContext,
     CheckFailed,
     CheckInconclusive,
@@ -22,9 +22,9 @@ from harness.verify import (
     Report,
     all_checks,
 )
-from harness.verify.registry import Check, select
-from harness.verify.report import table, to_json, to_junit
-from harness.verify.runner import CheckResult, run_check
+from harness.proofs.verify.registry import Check, select
+from harness.proofs.verify.report import table, to_json, to_junit
+from harness.proofs.verify.runner import CheckResult, run_check
 
 STATUSES = {"passed", "failed", "error", "skipped"}
 
@@ -62,7 +62,7 @@ def validate_junit_report(path: Path, report: dict) -> None:
     assert int(suite.get("skipped")) == report["summary"]["skipped"]
     tag = {"failed": "failure", "error": "error", "skipped": "skipped"}
     for case, check in zip(cases, report["checks"], strict=True):
-        assert case.get("classname") == f"harness.verify.{check['category']}"
+        assert case.get("classname") == f"harness.proofs.verify.{check['category']}"
         float(case.get("time"))
         children = {child.tag for child in case} - {"system-out"}
         assert children == ({tag[check["status"]]} if check["status"] in tag else set())

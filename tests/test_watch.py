@@ -10,11 +10,11 @@ from decimal import Decimal
 import pytest
 from conftest import snapshot
 
-from harness import database
+from harness import db as database
 from harness.cli import cli
 from harness.errors import InsufficientCredits
-from harness.service import PurchaseRequest, PurchaseService
-from harness.watch import Thresholds, parse_duration, watch
+from harness.money.service import PurchaseRequest, PurchaseService
+from harness.proofs.watch import Thresholds, parse_duration, watch
 
 
 @pytest.fixture

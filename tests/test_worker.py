@@ -18,10 +18,15 @@ from conftest import ROOT
 from smtp_servers import Sink, down_url, running
 
 from harness.cli import cli
-from harness.database import connect
+from harness.db import connect
 from harness.errors import UsageError
-from harness.queue import CreditPurchaseEmail, get_job, queue_credit_purchase_email, request_cancel
-from harness.worker import DrainStats, Worker, WorkerSettings, drain
+from harness.outbox.queue import (
+    CreditPurchaseEmail,
+    get_job,
+    queue_credit_purchase_email,
+    request_cancel,
+)
+from harness.outbox.worker import DrainStats, Worker, WorkerSettings, drain
 
 FAST = {"retry_backoff_ms": 20, "lease_seconds": 1.0}
 

@@ -1,25 +1,4 @@
--- Building data for the checks, and reading it back. Workspaces, users, members and
--- leads are plain rows; credits go through add_credits, as a top-up does.
-
--- name: insert-workspace
-INSERT INTO workspaces (name) VALUES (%s) RETURNING id
-
--- name: insert-user
-INSERT INTO users (email, full_name) VALUES (%s, %s) RETURNING id
-
--- name: insert-member
-INSERT INTO workspace_members (workspace_id, user_id) VALUES (%s, %s)
-
--- name: add-credits
-SELECT add_credits(%s, %s, %s)
-
--- name: insert-leads
-INSERT INTO leads (marketplace_price, max_sales, for_sale)
-SELECT %s, %s, %s FROM generate_series(1, %s)
-RETURNING id
-
--- name: balance
-SELECT balance FROM workspace_credits WHERE workspace_id = %s
+-- The checks' reads and calls (worlds are built by harness/testing.py, testing.sql).
 
 -- name: balances
 SELECT workspace_id, balance, total_used FROM workspace_credits
@@ -30,15 +9,6 @@ FROM purchase_with_credits(%s, %s, %s::uuid[], %s, %s)
 
 -- name: mark-sold
 SELECT mark_leads_sold_batch(%s::uuid[])
-
--- name: tables
--- Every table of the public schema except yoyo's bookkeeping: what a snapshot covers.
-SELECT c.relname
-FROM pg_class c
-WHERE c.relnamespace = 'public'::regnamespace
-  AND c.relkind IN ('r', 'p')
-  AND c.relname NOT LIKE '%%yoyo%%'
-ORDER BY c.relname
 
 -- name: purchases
 SELECT id, buyer_workspace_id, buyer_user_id, total_leads, total_price, payment_method,

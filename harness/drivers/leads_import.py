@@ -1,0 +1,266 @@
+"""Partner lead import: a CSV file checked whole, then loaded with one COPY, or not at all.
+
+The file must be a ``.csv`` of at most ``MAX_FILE_SIZE_MB`` and ``MAX_CSV_ROWS`` data rows,
+UTF-8, with a header naming its columns (:data:`COLUMNS`; order free, unknown names
+refused). Every row is checked before anything is written; when any row is bad the import
+is refused with every bad row's line number and nothing changes.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from harness.config import ERROR_MESSAGES, INDUSTRIES, MARKETPLACE_CONFIG, US_STATES
+from harness.db import fetch_all, query
+from harness.errors import ImportRejected, UsageError
+
+# column -> (required, what it holds)
+COLUMNS: dict[str, tuple[bool, str]] = {
+    "email": (True, "the lead's email address"),
+    "company": (False, "company name (may be empty)"),
+    "industry": (True, "one of config.INDUSTRIES, any letter case"),
+    "state": (True, "two-letter US state code, any letter case"),
+    "price": (True, "marketplace price in dollars, at most two decimals, at least "
+              f"{MARKETPLACE_CONFIG['MIN_MARKETPLACE_PRICE']}"),
+    "intent_score": (False, "whole number 0-100; empty: "
+                     f"{MARKETPLACE_CONFIG['DEFAULT_INTENT_SCORE']}"),
+    "freshness_score": (False, "whole number 0-100; empty: "
+                        f"{MARKETPLACE_CONFIG['DEFAULT_FRESHNESS_SCORE']}"),
+    "max_sales": (False, "how many workspaces may buy it, at least 1; empty: unlimited"),
+}
+REQUIRED = tuple(name for name, (required, _) in COLUMNS.items() if required)
+# A loose shape check; deliverability is not the importer's business.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_TEXT = 320
+_INDUSTRY_BY_KEY = {name.casefold(): name for name in INDUSTRIES}
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One bad row: its line in the file and what is wrong with it."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LeadRow:
+    """A checked row, ready for COPY."""
+
+    line: int
+    email: str
+    company: str | None
+    industry: str
+    state: str
+    price: Decimal
+    intent_score: int
+    freshness_score: int
+    max_sales: int | None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import wrote."""
+
+    partner: str
+    rows: int
+    seconds: float  # reading and checking the file included
+    copy_seconds: float  # the COPY and its commit alone
+
+
+def check_file(path: Path) -> None:
+    """The file-level limits: type, existence, size."""
+    if path.suffix.lower() != ".csv":
+        raise ImportRejected(ERROR_MESSAGES["INVALID_FILE_TYPE"])
+    if not path.is_file():
+        raise ImportRejected(f"file not found: {path}")
+    size = path.stat().st_size
+    limit = MARKETPLACE_CONFIG["MAX_FILE_SIZE_MB"] * 1024 * 1024
+    if size > limit:
+        raise ImportRejected(ERROR_MESSAGES["FILE_TOO_LARGE"](size / (1024 * 1024)))
+
+
+def read_leads_csv(path: str | Path) -> list[LeadRow]:
+    """Every row of the file, checked; ImportRejected listing every bad row otherwise."""
+    path = Path(path)
+    check_file(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportRejected(
+            f"{ERROR_MESSAGES['INVALID_FILE_TYPE']} (not UTF-8 text: byte {exc.start})"
+        ) from exc
+    if "\x00" in text:
+        raise ImportRejected(ERROR_MESSAGES["INVALID_FILE_TYPE"])
+
+    records = list(_records(text))
+    if not records:
+        raise ImportRejected("the file is empty: expected a header line naming the columns")
+    (_, header), body = records[0], records[1:]
+    columns = [h.strip().lower() for h in header]
+    _check_header(columns)
+    if len(body) > MARKETPLACE_CONFIG["MAX_CSV_ROWS"]:
+        raise ImportRejected(ERROR_MESSAGES["TOO_MANY_ROWS"](len(body)))
+    if not body:
+        raise ImportRejected("the file holds a header but no leads")
+
+    rows: list[LeadRow] = []
+    problems: list[RowProblem] = []
+    first_line_of_email: dict[str, int] = {}
+    for line, fields in body:
+        if len(fields) != len(columns):
+            problems.append(RowProblem(
+                line, f"expected {len(columns)} fields, found {len(fields)}"))
+            continue
+        values = {c: f.strip() for c, f in zip(columns, fields, strict=True)}
+        row, errors = _check_row(line, values)
+        problems.extend(RowProblem(line, e) for e in errors)
+        if row is None:
+            continue
+        key = row.email.casefold()
+        if key in first_line_of_email:
+            problems.append(RowProblem(
+                line, f"email {row.email!r} is already on line {first_line_of_email[key]}"))
+            continue
+        first_line_of_email[key] = line
+        rows.append(row)
+    if problems:
+        raise ImportRejected(
+            f"{path.name}: {len(problems)} problem(s) in the rows; nothing was imported",
+            problems,
+        )
+    return rows
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line where the record starts, fields); blank lines skipped."""
+    reader = csv.reader(text.splitlines(keepends=True))
+    end = 0
+    try:
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if fields and any(f.strip() for f in fields):
+                yield start, fields
+    except csv.Error as exc:
+        raise ImportRejected(f"line {reader.line_num}: not valid CSV: {exc}") from exc
+
+
+def _check_header(columns: list[str]) -> None:
+    unknown = [c for c in columns if c not in COLUMNS]
+    missing = [c for c in REQUIRED if c not in columns]
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    problems = []
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(map(repr, unknown))}")
+    if missing:
+        problems.append(f"missing column(s) {', '.join(map(repr, missing))}")
+    if dupes:
+        problems.append(f"column(s) named twice {', '.join(map(repr, dupes))}")
+    if problems:
+        raise ImportRejected(
+            f"line 1: {'; '.join(problems)}. Columns: {', '.join(COLUMNS)} "
+            f"(required: {', '.join(REQUIRED)})"
+        )
+
+
+def _check_row(line: int, v: dict[str, str]) -> tuple[LeadRow | None, list[str]]:
+    errors: list[str] = []
+    for name in REQUIRED:
+        if not v.get(name):
+            errors.append(f"{name} is empty")
+
+    email = v.get("email", "")
+    if email and (len(email) > MAX_TEXT or not EMAIL_RE.match(email)):
+        errors.append(f"{email!r} is not an email address")
+    company = v.get("company") or None
+    if company and len(company) > MAX_TEXT:
+        errors.append(f"company is longer than {MAX_TEXT} characters")
+
+    industry = _INDUSTRY_BY_KEY.get(v.get("industry", "").casefold())
+    if v.get("industry") and industry is None:
+        errors.append(ERROR_MESSAGES["INVALID_INDUSTRY"](v["industry"], INDUSTRIES))
+    state = v.get("state", "").upper()
+    if v.get("state") and state not in US_STATES:
+        errors.append(ERROR_MESSAGES["INVALID_STATE"](v["state"]))
+
+    price = _price(v.get("price", ""), errors)
+    intent = _whole(v, "intent_score", 0, 100, MARKETPLACE_CONFIG["DEFAULT_INTENT_SCORE"],
+                    errors)
+    fresh = _whole(v, "freshness_score", 0, 100,
+                   MARKETPLACE_CONFIG["DEFAULT_FRESHNESS_SCORE"], errors)
+    max_sales = _whole(v, "max_sales", 1, 2**31 - 1, None, errors)
+    if errors:
+        return None, errors
+    return LeadRow(line, email, company, industry or "", state, price or Decimal(0),
+                   intent or 0, fresh or 0, max_sales), []
+
+
+def _price(text: str, errors: list[str]) -> Decimal | None:
+    if not text:
+        return None
+    try:
+        price = Decimal(text.lstrip("$"))
+    except InvalidOperation:
+        errors.append(f"price {text!r} is not an amount")
+        return None
+    lowest = MARKETPLACE_CONFIG["MIN_MARKETPLACE_PRICE"]
+    if not price.is_finite() or price != price.quantize(Decimal("0.01")):
+        errors.append(f"price {text!r} must have at most two decimals")
+    elif price < lowest or price > MARKETPLACE_CONFIG["MAX_AMOUNT"]:
+        errors.append(f"price {text!r} must be between {lowest} and "
+                      f"{MARKETPLACE_CONFIG['MAX_AMOUNT']}")
+    else:
+        return price.quantize(Decimal("0.01"))
+    return None
+
+
+def _whole(v: dict[str, str], name: str, low: int, high: int, default: int | None,
+           errors: list[str]) -> int | None:
+    text = v.get(name, "")
+    if not text:
+        return default
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        errors.append(f"{name} {text!r} must be a whole number from {low} to {high}")
+        return None
+    return int(text)
+
+
+def import_leads(conn: psycopg.Connection, path: str | Path, partner: str) -> ImportResult:
+    """Check the file, then load every row for ``partner`` with COPY in one transaction."""
+    started = time.perf_counter()
+    rows = read_leads_csv(path)
+    present = fetch_all(conn, "leads_import", "leads_table_exists")[0]["present"]
+    if not present:
+        raise UsageError("the database has no leads table: run `harness migrate` first")
+    found = fetch_all(conn, "leads_import", "partner_by_name", {"name": partner})
+    if not found:
+        raise UsageError(f"no partner named {partner!r}: nothing was imported")
+    partner_id = found[0]["id"]
+    copy_started = time.perf_counter()
+    with conn.transaction(), conn.cursor() as cur:
+        with cur.copy(query("leads_import", "copy_leads")) as copy:
+            for r in rows:
+                copy.write_row(_copy_values(partner_id, r))
+        written = cur.rowcount
+    done = time.perf_counter()
+    return ImportResult(partner, written, done - started, done - copy_started)
+
+
+def _copy_values(partner_id: Any, r: LeadRow) -> tuple:
+    return (partner_id, r.email, r.company, r.industry, r.state, r.price, r.intent_score,
+            r.freshness_score, r.max_sales)
+
+__all__ = ["COLUMNS", "ImportRejected", "ImportResult", "LeadRow", "RowProblem",
+           "import_leads", "read_leads_csv"]

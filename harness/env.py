@@ -1,0 +1,259 @@
+"""Every ``HARNESS_*`` environment variable, declared once: its type, bounds, default and
+meaning.
+
+Nothing reads a variable at import time, and nothing reads one except through
+:func:`read`: the command line (for option defaults) and the entry points that run in
+another process (the locustfile, ``harness serve``'s workers). A bad value is a
+:class:`~harness.errors.UsageError` naming the variable, so it ends as one line and exit
+status 2, never a traceback. The table in ``docs/cli.md`` is generated from
+:data:`VARIABLES` and checked against it by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import values
+from harness.config import EMAIL_CONFIG, MARKETPLACE_CONFIG
+from harness.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: how its text becomes a value, and what it is for."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    default: Any = None
+    # "unset": an empty value counts as unset; "error": an empty value is refused (a DSN
+    # whose secret is missing must not fall back to anything).
+    blank: str = "unset"
+    group: str = "general"
+
+    def read(self, environ: Mapping[str, str] | None = None) -> Any:
+        """The variable's value (its default when unset); UsageError when bad."""
+        raw = (os.environ if environ is None else environ).get(self.name)
+        if raw is None:
+            return self.default
+        if raw.strip() == "":
+            if self.blank == "error":
+                raise UsageError(f"{self.name} is set but empty: unset it, or give a value")
+            return self.default
+        try:
+            return self.parse(raw)
+        except (ValueError, TypeError) as exc:
+            shown = raw if len(raw) <= 60 else raw[:57] + "..."
+            reason = " ".join(str(exc).split()) or "not a valid value"
+            raise UsageError(f"{self.name}={shown!r}: {reason}") from None
+
+
+VARIABLES: dict[str, Variable] = {}
+
+
+def declare(name: str, parse: Callable[[str], Any], help: str, default: Any = None, *,
+            blank: str = "unset", group: str = "general") -> Variable:
+    if not re.fullmatch(r"HARNESS_[A-Z0-9_]+", name) or name in VARIABLES:
+        raise ValueError(f"bad or repeated variable name {name!r}")
+    var = Variable(name, parse, help, default, blank, group)
+    VARIABLES[name] = var
+    return var
+
+
+def read(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """The value of the declared variable ``name``."""
+    return VARIABLES[name].read(environ)
+
+
+def given(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the declared variable ``name`` is set to something (not its default)."""
+    raw = (os.environ if environ is None else environ).get(VARIABLES[name].name)
+    return raw is not None and raw.strip() != ""
+
+
+# -- value kinds only environment variables and options need ------------------------------
+
+
+def dsn(text: str) -> str:
+    """A connection string: refused when blank (never a silent fallback)."""
+    if not text.strip():
+        raise ValueError("an empty DSN: give a connection string, or leave the option out")
+    return text
+
+
+def provider(text: str) -> str:
+    kind = text.strip().partition(":")[0].lower()
+    if kind not in ("embedded", "system", "docker"):
+        raise ValueError(f"unknown provider {text!r}: use embedded, system or docker[:IMAGE]")
+    return text.strip()
+
+
+def directories(text: str) -> tuple[str, ...]:
+    """Directories separated by ``os.pathsep`` (``:``)."""
+    items = tuple(p for p in text.split(os.pathsep) if p.strip())
+    if not items:
+        raise ValueError("no directory named")
+    return items
+
+
+def output_path(text: str) -> str:
+    """Where a report will be written: ``-`` (standard output) or a file whose directory
+    exists or can be made and is writable. Checked before any work starts, so a bad path
+    costs nothing."""
+    if text == "-":
+        return text
+    if not text.strip():
+        raise ValueError("an empty path")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{text} is a directory, not a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{text} is not writable")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{text}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{text}: cannot write in {parent}")
+    return str(path)
+
+
+def input_path(text: str) -> str:
+    if not Path(text).expanduser().is_file():
+        raise ValueError(f"no such file: {text}")
+    return str(Path(text).expanduser())
+
+
+# -- the declarations, by the command family that reads them -------------------------------
+
+D = "database"
+declare("HARNESS_DSN", dsn, "an existing server to run against, e.g. "
+        "postgresql://user:pw@host/db; set but empty is an error", blank="error", group=D)
+declare("HARNESS_POSTGRES", provider, "throwaway server: embedded (default), system or "
+        "docker[:IMAGE]", group=D)
+declare("HARNESS_MIGRATIONS", directories, "migration directories separated by ':', applied "
+        "in order (default: the packaged migrations)", group=D)
+declare("HARNESS_STATE_DIR", values.text, "where `harness db start` keeps its state file "
+        "(default $XDG_RUNTIME_DIR or the temp dir)", group=D)
+declare("HARNESS_TEST_DSN", dsn, "the test suite's server (pytest --test-dsn)", group=D)
+
+M = "purchases"
+declare("HARNESS_PURCHASE_FLOW", values.choice("atomic", "stepwise", "legacy"),
+        "the purchase flow: atomic, stepwise or legacy (the rollback plan's switch)",
+        "atomic", group=M)
+declare("HARNESS_APP_URL", values.text, "the application's base URL, for download links",
+        MARKETPLACE_CONFIG["APP_URL"], group=M)
+declare("HARNESS_RECONCILE_OLDER_THAN", values.duration, "reconcile only purchases pending "
+        "longer than this", values.parse_duration("5m"), group=M)
+
+E = "email"
+declare("HARNESS_SMTP_URL", values.text, "smtp://[user:password@]host[:port]"
+        "[?starttls=1&timeout=S]", group=E)
+declare("HARNESS_EMAIL_FROM", values.text, "the sender of every email",
+        group=E)
+declare("HARNESS_EMAIL_RETRY_ATTEMPTS", values.whole(1, 100), "attempts per email job "
+        "before it is dead-lettered", EMAIL_CONFIG["RETRY_ATTEMPTS"], group=E)
+declare("HARNESS_EMAIL_RETRY_BACKOFF_MS", values.whole(0, 3_600_000), "wait after the first "
+        "failed attempt, doubled after each further one", EMAIL_CONFIG["RETRY_BACKOFF_MS"],
+        group=E)
+declare("HARNESS_EMAIL_LEASE_SECONDS", values.number(0.1, 86400), "how long a claimed job "
+        "outlives a worker that stopped renewing it", 60.0, group=E)
+declare("HARNESS_WORKER_CONCURRENCY", values.whole(1, 64), "sending threads of one worker",
+        1, group=E)
+
+V = "verify"
+declare("HARNESS_VERIFY_ONLY", values.names, "run only these categories or check ids", group=V)
+declare("HARNESS_VERIFY_JSON", output_path, "write the JSON report here", group=V)
+declare("HARNESS_VERIFY_JUNIT", output_path, "write a JUnit XML report here", group=V)
+declare("HARNESS_VERIFY_SEED", values.whole(0, 2**63 - 1), "seed of every random choice",
+        0, group=V)
+declare("HARNESS_VERIFY_KEEP", values.flag, "leave the scratch databases", False, group=V)
+declare("HARNESS_VERIFY_JOBS", values.whole(1, 32), "checks run at once", 3, group=V)
+declare("HARNESS_LINT_VERBOSE", values.flag, "list the expected drops in rollback files too",
+        False, group=V)
+
+W = "watch"
+declare("HARNESS_WATCH_SINCE", values.duration, "the window to judge",
+        values.parse_duration("15m"), group=W)
+declare("HARNESS_WATCH_BASELINE", output_path, "also write the JSON report here", group=W)
+declare("HARNESS_WATCH_PENDING_TIMEOUT", values.duration, "a purchase pending longer is "
+        "stuck", values.parse_duration("5m"), group=W)
+declare("HARNESS_WATCH_MAX_STUCK_PENDING", values.non_negative_int, "stuck purchases allowed",
+        0, group=W)
+declare("HARNESS_WATCH_MAX_ERROR_RATE", values.number(0, 1), "purchase error rate allowed",
+        0.05, group=W)
+declare("HARNESS_WATCH_MIN_ATTEMPTS", values.non_negative_int, "attempts needed before the "
+        "error rate is judged", 20, group=W)
+declare("HARNESS_WATCH_MAX_DEAD_LETTERS", values.non_negative_int, "dead letters allowed",
+        0, group=W)
+declare("HARNESS_WATCH_MAX_FAILING_JOBS", values.non_negative_int, "email jobs retrying "
+        "allowed", 10, group=W)
+declare("HARNESS_WATCH_MAX_VIOLATIONS", values.non_negative_int, "invariant violations "
+        "allowed", 0, group=W)
+declare("HARNESS_WATCH_MAX_MEAN_MS", values.number(0), "slowest statement's mean time "
+        "allowed (with pg_stat_statements)", group=W)
+
+G = "gate"
+declare("HARNESS_GATE_APPLY", values.flag, "apply the migrations to the target for real",
+        False, group=G)
+declare("HARNESS_GATE_SKIP_TESTS", values.flag, "do not run pytest", False, group=G)
+declare("HARNESS_GATE_ONLY", values.names, "run only these checklist items", group=G)
+declare("HARNESS_GATE_SCENARIO", input_path, "the full-flow scenario file", group=G)
+declare("HARNESS_GATE_BASELINE", output_path, "where the monitoring baseline goes",
+        "reports/watch-baseline.json", group=G)
+declare("HARNESS_GATE_JOBS", values.whole(1, 32), "verify checks run at once", 3, group=G)
+declare("HARNESS_GATE_MARKDOWN", output_path, "write a Markdown report here", group=G)
+declare("HARNESS_GATE_JUNIT", output_path, "write a JUnit XML report here", group=G)
+declare("HARNESS_GATE_JSON", output_path, "write the JSON report here", group=G)
+declare("HARNESS_GATE_ACTIVE", values.flag, "set by the gate for the pytest it runs, so the "
+        "suite does not run a gate inside a gate", False, group=G)
+
+L = "load and bench"
+declare("HARNESS_SCENARIO", input_path, "scenario whose workspaces, partners and leads a "
+        "load starts from", group=L)
+declare("HARNESS_LOAD_USERS", values.whole(1, 10_000), "concurrent Locust users", 32, group=L)
+declare("HARNESS_LOAD_SPAWN_RATE", values.number(0.001), "users started per second", group=L)
+declare("HARNESS_LOAD_DURATION", values.duration, "run time of a load",
+        values.parse_duration("30s"), group=L)
+declare("HARNESS_LOAD_PROCESSES", values.whole(1, 256), "Locust worker processes", group=L)
+declare("HARNESS_LOAD_FLOW", values.text, "atomic, stepwise, legacy, direct, or weights like "
+        "atomic=2,direct=1", group=L)
+declare("HARNESS_LOAD_JSON", output_path, "write the load's JSON report here", group=L)
+declare("HARNESS_LOAD_HTML", output_path, "Locust's HTML report", group=L)
+declare("HARNESS_LOAD_KEEP_LOGS", values.flag, "keep Locust's work directory", False, group=L)
+declare("HARNESS_LOAD_INVARIANTS", values.flag, "the locustfile checks the invariants when "
+        "the test stops", True, group=L)
+declare("HARNESS_LOAD_LEADS_PER_PURCHASE", values.whole(1, 1000), "leads in each load "
+        "purchase", 1, group=L)
+declare("HARNESS_LOAD_THINK_MS", values.whole(0, 600_000), "each Locust user's pause between "
+        "purchases", 0, group=L)
+declare("HARNESS_LOCUSTFILE", input_path, "the locustfile `harness load` runs (default the "
+        "packaged one)", group=L)
+declare("HARNESS_BENCH_JSON", output_path, "write the bench's JSON report here", group=L)
+declare("HARNESS_BENCH_CLIENTS", values.whole(1, 1000), "concurrent clients of every bench "
+        "run", 8, group=L)
+declare("HARNESS_BENCH_DURATION", values.whole(1, 86400), "seconds per bench run", 10,
+        group=L)
+declare("HARNESS_BENCH_PROFILE", values.flag, "profile each bench run with "
+        "pg_stat_statements", False, group=L)
+
+
+def table() -> str:
+    """The Markdown table of every variable (docs/cli.md carries it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for var in VARIABLES.values():
+        default = var.default
+        if hasattr(default, "total_seconds"):
+            default = values.show_duration(default)
+        shown = "" if default is None else f"`{default}`"
+        rows.append(f"| `{var.name}` | {shown} | {var.help} |")
+    return "\n".join(rows) + "\n"
+
+
+__all__ = ["VARIABLES", "Variable", "declare", "given", "output_path", "read", "table"]

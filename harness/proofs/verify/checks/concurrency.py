@@ -1,0 +1,264 @@
+"""concurrency.*: races between real sessions. Every call must answer success or a
+documented refusal (a raised deadlock, check violation or serialization failure fails
+the check), the outcome must be exactly what the balances allow, and each check must
+observe more than one transaction in flight at once or it reports an error."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+from harness.config import DB_MESSAGES
+from harness.proofs.verify.context import q
+from harness.proofs.verify.race import describe, run_race
+from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
+from harness.proofs.verify.world import World, mark_sold, money, purchase
+
+HOT_WALLET_SESSIONS = 24
+
+
+def _require_concurrency(seen: int) -> None:
+    if seen < 2:
+        raise CheckInconclusive(
+            f"at most {seen} transaction(s) of the check were seen in flight at once; the "
+            "race did not happen, so nothing was proved")
+
+
+def _raised(outcomes) -> None:
+    errors = [o for o in outcomes if o.error is not None]
+    if errors:
+        kinds = Counter(describe(o.error).split(":")[0] for o in errors)
+        raise CheckFailed(f"{len(errors)} of {len(outcomes)} racing calls raised instead of "
+                          f"answering ({dict(kinds)}); first: {describe(errors[0].error)}")
+
+
+def _ledger_mismatches(conn) -> list[str]:
+    bad = []
+    for ws, balance, ledger, _spent in conn.execute(q("world", "ledger-per-workspace")):
+        if balance != ledger:
+            bad.append(f"{str(ws)[:8]} balance {money(balance)} but ledger {money(ledger)}")
+    return bad
+
+
+@check("concurrency.hot-wallet")
+def hot_wallet(ctx) -> str:
+    """24 sessions released by a barrier buy from one workspace at once: exactly
+    floor(balance / price) succeed, the rest answer 'Insufficient credits', the balance
+    never goes negative and equals what the ledger says."""
+    dsn = ctx.new_database()
+    balance, price = Decimal("5.00"), Decimal("0.70")
+    with ctx.connect(dsn) as conn:
+        world = World(conn)
+        ws, (user,) = world.workspace(balance=balance)
+        leads = world.leads(HOT_WALLET_SESSIONS, price)
+
+    def buy(c, i):
+        return purchase(c, ws, user, [leads[i]], price)
+
+    outcomes, seen = run_race(dsn, HOT_WALLET_SESSIONS, buy)
+    _raised(outcomes)
+    _require_concurrency(seen)
+    allowed = int(balance // price)
+    wins = [o for o in outcomes if o.value.success and o.committed]
+    refusals = Counter(o.value.error_message for o in outcomes if not o.value.success)
+    with ctx.connect(dsn) as conn:
+        final = World(conn).balance(ws)
+        purchases = [r for r in conn.execute(q("world", "purchases")).fetchall()
+                     if r[1] == ws]
+        ledger = _ledger_mismatches(conn)
+    want_final = balance - allowed * price
+    problems = []
+    if len(wins) != allowed:
+        problems.append(f"{len(wins)} purchases succeeded, the balance allows {allowed}")
+    if set(refusals) - {"Insufficient credits"}:
+        problems.append(f"refusals other than 'Insufficient credits': {dict(refusals)}")
+    if final is None or final < 0 or final != want_final:
+        problems.append(f"final balance {money(final)}, want {money(want_final)}")
+    if len(purchases) != len(wins) or sum((p[6] for p in purchases), Decimal(0)) != \
+            len(wins) * price:
+        problems.append(f"{len(purchases)} purchase rows for {len(wins)} successes")
+    problems += ledger
+    if problems:
+        raise CheckFailed(f"{HOT_WALLET_SESSIONS} sessions x {price} on {balance}: "
+                          + "; ".join(problems))
+    return (f"{HOT_WALLET_SESSIONS} sessions x {price} on {balance}: {len(wins)} succeeded "
+            f"(= floor), {sum(refusals.values())} 'Insufficient credits', final "
+            f"{money(final)}; {seen} transactions seen in flight at once")
+
+
+@check("concurrency.conservation")
+def conservation(ctx) -> str:
+    """Random purchases and top-ups from 16 sessions over 8 workspaces (a bank test):
+    every balance equals its start plus committed top-ups minus committed purchases, the
+    ledger explains every balance, and every purchase row is one that was committed."""
+    rng = ctx.rng("concurrency.conservation")
+    dsn = ctx.new_database()
+    n_ws, sessions, rounds, start = 8, 16, 10, Decimal("10.00")
+    with ctx.connect(dsn) as conn:
+        world = World(conn)
+        members = [world.workspace(balance=start) for _ in range(n_ws)]
+        prices = {}
+        for _ in range(30):
+            p = Decimal(rng.randint(5, 300)).scaleb(-2)
+            prices[world.leads(1, p)[0]] = p
+    lead_ids = sorted(prices)
+    plans = []
+    for _ in range(sessions):
+        wrng = random.Random(rng.random())
+        plan = []
+        for _ in range(rounds):
+            w = wrng.randrange(n_ws)
+            if wrng.random() < 0.3:
+                plan.append(("topup", w, Decimal(wrng.randint(1, 500)).scaleb(-2)))
+            else:
+                plan.append(("buy", w, wrng.sample(lead_ids, wrng.randint(1, 3))))
+        plans.append(plan)
+
+    def step(c, i, r):
+        kind, w, arg = plans[i][r]
+        ws, (user,) = members[w]
+        if kind == "topup":
+            return kind, w, arg, World(c).top_up(ws, arg, "verify")
+        total = sum((prices[x] for x in arg), Decimal(0))
+        return kind, w, (arg, total), purchase(c, ws, user, arg, total)
+
+    outcomes, seen = run_race(dsn, sessions, None, rounds=rounds, between=step,
+                              hold=0.005)
+    _raised(outcomes)
+    _require_concurrency(seen)
+    expected = [start] * n_ws
+    committed: dict = {}
+    refusals: Counter = Counter()
+    per_lead: Counter = Counter()
+    topups = buys = 0
+    for o in outcomes:
+        kind, w, arg, result = o.value
+        if kind == "topup":
+            expected[w] += arg
+            topups += 1
+        elif result.success:
+            leads, total = arg
+            expected[w] -= total
+            committed[result.purchase_id] = (members[w][0], total, len(leads))
+            per_lead.update(leads)
+            buys += 1
+        else:
+            refusals[result.error_message] += 1
+    problems = []
+    odd = set(refusals) - {"Insufficient credits", "Leads already purchased"}
+    if odd:
+        problems.append(f"unexpected refusals {sorted(odd)} "
+                        f"(documented: {all(m in DB_MESSAGES for m in odd)})")
+    with ctx.connect(dsn) as conn:
+        actual = {r[0]: r[1] for r in conn.execute(q("world", "balances"))}
+        rows = {r[0]: r for r in conn.execute(q("world", "purchases")).fetchall()}
+        reserved = {r[0]: (r[1], r[2]) for r in conn.execute(
+            q("world", "reservations-per-purchase"))}
+        lead_res = dict(conn.execute(q("world", "reservations-per-lead")).fetchall())
+        problems += _ledger_mismatches(conn)
+    for w, (ws, _) in enumerate(members):
+        if actual.get(ws) != expected[w]:
+            problems.append(f"workspace {w}: balance {money(actual.get(ws))}, committed "
+                            f"operations say {money(expected[w])}")
+    if set(rows) != set(committed):
+        problems.append(f"{len(rows)} purchase rows, {len(committed)} committed purchases "
+                        f"({len(set(rows) - set(committed))} unexplained, "
+                        f"{len(set(committed) - set(rows))} missing)")
+    for pid, (ws, total, n) in committed.items():
+        row = rows.get(pid)
+        if row is not None and (row[1], row[6], row[3]) != (ws, total, n):
+            problems.append(f"purchase {str(pid)[:8]}: row says ({row[6]}, {row[3]} leads), "
+                            f"committed ({total}, {n} leads)")
+            break
+        held = reserved.get(pid, (n, 0))[1]
+        if held != n:
+            problems.append(f"purchase {str(pid)[:8]}: {held} reservations for {n} leads")
+            break
+    if dict(per_lead) != {k: v for k, v in lead_res.items() if v}:
+        problems.append("reservations per lead differ from the committed purchases")
+    if problems:
+        raise CheckFailed("; ".join(problems[:6]))
+    return (f"{len(outcomes)} operations from {sessions} sessions on {n_ws} workspaces: "
+            f"{buys} purchases, {topups} top-ups, refusals {dict(refusals)}; every balance "
+            f"and ledger matches the committed history; {seen} in flight at once")
+
+
+@check("concurrency.exclusive-lead")
+def exclusive_lead(ctx) -> str:
+    """An exclusive lead (max_sales = 1) raced by 12 workspaces, each buying it and
+    marking it sold in one transaction, is sold exactly once; the others answer 'Leads no
+    longer available' and keep their credits."""
+    dsn = ctx.new_database(audit=False)
+    racers, start = 12, Decimal("5.00")
+    with ctx.connect(dsn) as conn:
+        world = World(conn)
+        buyers = [world.workspace(balance=start) for _ in range(racers)]
+        (lead,) = world.leads(1, "1.00", max_sales=1)
+
+    def buy(c, i):
+        ws, (user,) = buyers[i]
+        ans = purchase(c, ws, user, [lead], Decimal("1.00"))
+        return ans, (mark_sold(c, [lead]) if ans.success else None)
+
+    outcomes, seen = run_race(dsn, racers, buy)
+    _raised(outcomes)
+    _require_concurrency(seen)
+    wins = [o for o in outcomes if o.value[0].success]
+    refusals = Counter(o.value[0].error_message for o in outcomes if not o.value[0].success)
+    with ctx.connect(dsn) as conn:
+        (row,) = conn.execute(q("world", "leads"), ([lead],)).fetchall()
+        balances = sorted(r[1] for r in conn.execute(q("world", "balances")))
+        purchases = conn.execute(q("world", "purchases")).fetchall()
+    problems = []
+    if len(wins) != 1:
+        problems.append(f"{len(wins)} workspaces bought the exclusive lead")
+    if row[1] != 1:
+        problems.append(f"sold_count {row[1]}")
+    if set(refusals) - {"Leads no longer available"}:
+        problems.append(f"refusals {dict(refusals)}")
+    if len(purchases) != 1 or balances != sorted([start - 1] + [start] * (racers - 1)):
+        problems.append(f"{len(purchases)} purchase rows; balances "
+                        f"{[money(b) for b in balances]}")
+    if problems:
+        raise CheckFailed(f"{racers} racers for one exclusive lead: " + "; ".join(problems))
+    return (f"{racers} racers: 1 sale, sold_count 1, {sum(refusals.values())} 'Leads no "
+            f"longer available', losers kept {start}; {seen} in flight at once")
+
+
+@check("concurrency.no-deadlock")
+def no_deadlock(ctx) -> str:
+    """16 workspaces buy overlapping lead sets given in opposite orders, and mark them
+    sold in the same transaction: no deadlock (or any other error) surfaces, and every
+    lead is sold once per purchase that holds it."""
+    dsn = ctx.new_database(audit=False)
+    racers = 16
+    with ctx.connect(dsn) as conn:
+        world = World(conn)
+        buyers = [world.workspace(balance="20.00") for _ in range(racers)]
+        a, b, c, d = world.leads(4, "1.00")
+    orders = [[a, b, c], [c, b, a], [b, c, d], [d, c, b]]
+
+    def buy(conn, i):
+        ws, (user,) = buyers[i]
+        leads = orders[i % 4]
+        ans = purchase(conn, ws, user, leads, Decimal("3.00"))
+        return ans, (mark_sold(conn, leads) if ans.success else None)
+
+    outcomes, seen = run_race(dsn, racers, buy, hold=0.02)
+    _raised(outcomes)
+    _require_concurrency(seen)
+    refused = [o.value[0].error_message for o in outcomes if not o.value[0].success]
+    if refused:
+        raise CheckFailed(f"{len(refused)} purchases refused: {Counter(refused)}")
+    expected = defaultdict(int)
+    for i in range(racers):
+        for lead in orders[i % 4]:
+            expected[lead] += 1
+    with ctx.connect(dsn) as conn:
+        sold = {r[0]: r[1] for r in conn.execute(q("world", "leads"), ([a, b, c, d],))}
+    if sold != dict(expected):
+        raise CheckFailed(f"sold_count {sorted(sold.values())}, want "
+                          f"{sorted(expected.values())}")
+    return (f"{racers} purchases over overlapping sets in opposite orders: all succeeded, "
+            f"no deadlock, sold_counts {[sold[x] for x in (a, b, c, d)]}; {seen} in flight")

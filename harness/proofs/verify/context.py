@@ -1,0 +1,86 @@
+"""What a check gets: the server, the migration set, and fresh migrated databases."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from harness import db
+
+SCRATCH_PREFIX = "harness_verify"
+STATEMENT_TIMEOUT = "60s"
+
+
+def q(module: str, name: str) -> str:
+    """A named check query from ``harness/sql/verify_<module>.sql``."""
+    return db.query(f"verify_{module}", name)
+
+
+@dataclass
+class CheckContext:
+    """The target of a verification run, shared by every check.
+
+    ``new_database()`` clones the template (migrated once with ``migration_dirs``) into
+    a scratch database ``harness_verify_<random>`` on the same server; every scratch
+    database is dropped when the run ends unless ``keep``.
+    """
+
+    admin_dsn: str
+    migration_dirs: list[Path]
+    template: str
+    seed: int = 0
+    provider: str = ""
+    server_version: str = ""
+    migrations: list[str] = field(default_factory=list)
+    keep: bool = False
+    _made: list[tuple[str, str, str, bool]] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _current: threading.local = field(default_factory=threading.local, repr=False)
+
+    def new_database(self, *, audit: bool = True) -> str:
+        """DSN of a fresh clone of the migrated template, for this check alone.
+
+        ``audit``: the check leaves only states a real flow could reach, so the
+        invariant checker may judge it afterwards. Checks that drive one function in
+        isolation (marking leads sold with no purchase items, say) pass False.
+        """
+        name = db.scratch_name(SCRATCH_PREFIX)
+        dsn = db.create_database(self.admin_dsn, name, self.template)
+        with self._lock:
+            self._made.append((name, dsn, getattr(self._current, "check_id", ""), audit))
+        return dsn
+
+    def databases(self, *, audited_only: bool = False) -> list[tuple[str, str, str]]:
+        """(name, dsn, check id) of every scratch database made so far."""
+        with self._lock:
+            return [m[:3] for m in self._made if m[3] or not audited_only]
+
+    def connect(self, dsn: str, **kwargs) -> psycopg.Connection:
+        """An autocommit connection (the checks open their own transactions) whose
+        statements give up after ``STATEMENT_TIMEOUT``: a hung candidate fails its check
+        instead of hanging the suite."""
+        kwargs.setdefault("options", f"-c statement_timeout={STATEMENT_TIMEOUT}")
+        return db.connect(dsn, **kwargs)
+
+    def rng(self, check_id: str) -> random.Random:
+        """A random source fixed by ``--seed`` and the check's id."""
+        return random.Random(f"{self.seed}:{check_id}")
+
+    @property
+    def server_major(self) -> int:
+        try:
+            return int(self.server_version.split(".")[0].split()[0])
+        except ValueError:
+            return 0
+
+    def drop_all(self) -> list[str]:
+        """Drop every scratch database (not the template); returns their names."""
+        with self._lock:
+            made, self._made = self._made, []
+        for name, *_ in made:
+            db.drop_database(self.admin_dsn, name)
+        return [m[0] for m in made]

@@ -1,0 +1,119 @@
+"""The calls the checks make through the contract only, and the sessions they race.
+
+Worlds are built with :class:`harness.testing.World` (plain rows, credits through
+``add_credits``); purchases go through ``purchase_with_credits`` and
+``mark_leads_sold_batch``, the functions under test.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+
+import psycopg
+from psycopg import sql
+
+from harness import db
+from harness.proofs.verify.context import STATEMENT_TIMEOUT as TIMEOUT
+from harness.proofs.verify.context import q
+from harness.proofs.verify.registry import CheckInconclusive
+from harness.testing import World, diff, snapshot, tables
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One row of purchase_with_credits."""
+
+    success: bool
+    error_message: str | None
+    new_balance: Decimal | None
+    purchase_id: uuid.UUID | None
+
+
+def purchase(conn: psycopg.Connection, ws, user, leads, total, credits=None) -> Answer:
+    """Call purchase_with_credits; exactly one row is the contract."""
+    credits = total if credits is None else credits
+    rows = conn.execute(q("world", "purchase"), (ws, user, leads, total, credits)).fetchall()
+    if len(rows) != 1:
+        raise AssertionError(f"purchase_with_credits returned {len(rows)} rows, not 1")
+    return Answer(*rows[0])
+
+
+def mark_sold(conn: psycopg.Connection, leads) -> int:
+    return conn.execute(q("world", "mark-sold"), (leads,)).fetchone()[0]
+
+
+def fingerprint_query(conn: psycopg.Connection) -> sql.Composed:
+    """One statement giving (table, md5 of all its rows) for every table a snapshot
+    covers: a cheap way to ask "did anything change" many times."""
+    return sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}::text, md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), ''))"
+                " FROM {} t").format(sql.Literal(table), sql.Identifier(table))
+        for table in tables(conn))
+
+
+class InFlightMonitor:
+    """Samples pg_stat_activity for sessions of one database inside a transaction, so a
+    concurrency check can prove it really ran transactions at the same time."""
+
+    def __init__(self, dsn: str, interval: float = 0.002) -> None:
+        self.dsn = dsn
+        self.interval = interval
+        self.max_seen = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        with db.connect(self.dsn) as conn:
+            query = q("world", "in-flight")
+            while not self._stop.is_set():
+                n = conn.execute(query).fetchone()[0]
+                self.max_seen = max(self.max_seen, n)
+                time.sleep(self.interval)
+
+    def __enter__(self) -> InFlightMonitor:
+        self._thread = threading.Thread(target=self._run, name="in-flight", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def require(self, at_least: int = 2) -> None:
+        if self.max_seen < at_least:
+            raise CheckInconclusive(
+                f"at most {self.max_seen} transaction(s) observed in flight at once; "
+                "the race did not happen, so nothing was proved")
+
+
+@contextmanager
+def sessions(dsn: str, n: int) -> Iterator[list[psycopg.Connection]]:
+    """``n`` autocommit connections, each its own backend, closed afterwards."""
+    conns: list[psycopg.Connection] = []
+    try:
+        for _ in range(n):
+            conns.append(db.connect(dsn, options=f"-c statement_timeout={TIMEOUT}"))
+        yield conns
+    finally:
+        for c in conns:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+
+def money(value) -> str:
+    return f"{Decimal(value):.2f}" if value is not None else "NULL"
+
+
+__all__ = ["Answer", "InFlightMonitor", "World", "diff", "fingerprint_query", "mark_sold",
+           "money", "purchase", "sessions", "snapshot"]
