@@ -8,11 +8,64 @@ user-facing text. Nothing else in the package spells these out.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypedDict, cast
 
-MARKETPLACE_CONFIG: Final = MappingProxyType(
+
+class MarketplaceConfig(TypedDict):
+    """The keys of :data:`MARKETPLACE_CONFIG` and their types."""
+
+    DOWNLOAD_EXPIRY_DAYS: int
+    COMMISSION_HOLDBACK_DAYS: int
+    MAX_FILE_SIZE_MB: int
+    MAX_CSV_ROWS: int
+    RATE_LIMIT_PURCHASE: int
+    RATE_LIMIT_UPLOAD: int
+    RATE_LIMIT_CREDITS: int
+    DEFAULT_INTENT_SCORE: int
+    DEFAULT_FRESHNESS_SCORE: int
+    MIN_MARKETPLACE_PRICE: Decimal
+    COMMISSION_BONUS_PASS_RATE: Decimal
+    COMMISSION_FRESHNESS_DAYS: int
+    COMMISSION_FRESHNESS_BONUS_RATE: Decimal
+    MAX_AMOUNT: Decimal
+    APP_URL: str
+
+
+class EmailConfig(TypedDict):
+    RETRY_ATTEMPTS: int
+    RETRY_BACKOFF_MS: int
+
+
+class ErrorMessages(TypedDict):
+    """The keys of :data:`ERROR_MESSAGES`: texts, and functions that build a text."""
+
+    INSUFFICIENT_CREDITS: str
+    LEADS_NO_LONGER_AVAILABLE: str
+    DUPLICATE_PURCHASE: str
+    PURCHASE_IN_PROGRESS: str
+    NO_CREDITS_ACCOUNT: str
+    INVALID_AMOUNT: str
+    NO_LEADS_SELECTED: str
+    DUPLICATE_LEADS: str
+    LEADS_NOT_FOUND: str
+    IDEMPOTENCY_MISMATCH: str
+    INVALID_FILE_TYPE: str
+    FILE_TOO_LARGE: Callable[[float], str]
+    TOO_MANY_ROWS: Callable[[int], str]
+    INVALID_INDUSTRY: Callable[[str, Sequence[str]], str]
+    INVALID_STATE: Callable[[str], str]
+    FEATURE_NOT_AVAILABLE: str
+    LIMIT_EXCEEDED: Callable[[str, int], str]
+    NOT_AUTHENTICATED: str
+    NOT_AUTHORIZED: str
+    PARTNER_NOT_APPROVED: str
+
+
+# Read-only at run time (a mapping proxy), typed key by key for the checker.
+MARKETPLACE_CONFIG: Final = cast(MarketplaceConfig, MappingProxyType(
     {
         # Purchase settings
         "DOWNLOAD_EXPIRY_DAYS": 90,
@@ -37,16 +90,16 @@ MARKETPLACE_CONFIG: Final = MappingProxyType(
         # Where download links point; HARNESS_APP_URL overrides it (harness.env).
         "APP_URL": "http://localhost:3000",
     }
-)
+))
 
 # The worker's defaults; HARNESS_EMAIL_RETRY_ATTEMPTS and HARNESS_EMAIL_RETRY_BACKOFF_MS
 # override them when a worker is built (harness.outbox.worker.WorkerSettings.resolve).
-EMAIL_CONFIG: Final = MappingProxyType(
+EMAIL_CONFIG: Final = cast(EmailConfig, MappingProxyType(
     {
         "RETRY_ATTEMPTS": 3,
         "RETRY_BACKOFF_MS": 1000,
     }
-)
+))
 
 US_STATES: Final = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
@@ -69,7 +122,7 @@ def _too_many_rows(count: int) -> str:
     )
 
 
-ERROR_MESSAGES: Final = MappingProxyType(
+ERROR_MESSAGES: Final = cast(ErrorMessages, MappingProxyType(
     {
         # Purchase errors
         "INSUFFICIENT_CREDITS": "You don't have enough credits to complete this purchase. "
@@ -113,11 +166,11 @@ ERROR_MESSAGES: Final = MappingProxyType(
         "PARTNER_NOT_APPROVED": "Your partner account is pending approval. Please contact "
         "support for assistance.",
     }
-)
+))
 
 # The exact messages the SQL functions answer with (success = false), and their codes.
 # 'Insufficient credits' and 'No credits account found' are the source design's, verbatim.
-DB_MESSAGES: Final = MappingProxyType(
+DB_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "Insufficient credits": "insufficient_credits",
         "No credits account found": "no_credits_account",
@@ -134,7 +187,7 @@ DB_MESSAGES: Final = MappingProxyType(
 )
 
 # Each stable code and the text a user sees for it.
-USER_MESSAGES: Final = MappingProxyType(
+USER_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "insufficient_credits": ERROR_MESSAGES["INSUFFICIENT_CREDITS"],
         "no_credits_account": ERROR_MESSAGES["NO_CREDITS_ACCOUNT"],

@@ -32,13 +32,18 @@ errors of the harness: ``CheckFailed`` (the property does not hold), ``CheckSkip
 (it does not apply here) and ``CheckInconclusive`` (its premise, e.g. real concurrency,
 could not be established: reported as an error, never as a pass).
 
-Each class's docstring is its default message. Driver errors are translated into
-this tree in one place (:mod:`harness.db`), always with ``raise ... from``.
+Each class's docstring is its default message. Each refusal's stable ``code`` is
+declared once, on its class; :data:`DOMAIN_ERRORS` is filled from those declarations.
+Driver errors are translated into this tree where they are caught, always with
+``raise ... from``.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import ClassVar
+from uuid import UUID
 
 
 class HarnessError(Exception):
@@ -46,11 +51,8 @@ class HarnessError(Exception):
 
     exit_code: ClassVar[int] = 1
 
-    def __init__(self, message: str | None = None, **fields: Any) -> None:
+    def __init__(self, message: str | None = None) -> None:
         self.message = message or (self.__doc__ or "").strip()
-        self.fields = fields
-        for key, value in fields.items():
-            setattr(self, key, value)
         super().__init__(self.message)
 
 
@@ -67,8 +69,9 @@ class ScenarioError(UsageError):
 class ImportRejected(UsageError):
     """The lead file was refused; nothing was imported."""
 
-    def __init__(self, message: str, problems: list | None = None) -> None:
-        super().__init__(message, problems=problems or [])
+    def __init__(self, message: str, problems: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class CannotRun(HarnessError):
@@ -111,10 +114,40 @@ class MigrationLocked(MigrationError):
     exit_code = 2
 
 
+# Every refusal class by its code, filled as the classes below are defined.
+DOMAIN_ERRORS: dict[str, type[DomainError]] = {}
+
+
 class DomainError(HarnessError):
-    """The purchase was refused."""
+    """The purchase was refused.
+
+    ``code`` is the refusal's stable name (each subclass declares its own); the message is
+    the text a user sees. The fields say what was refused: ``required`` and ``balance``
+    for money, ``amount`` for an amount that is not valid, ``lead_ids`` and
+    ``purchase_id`` for what the refusal is about, ``sql_message`` for the SQL function's
+    own words when the database refused."""
 
     code: ClassVar[str] = "domain_error"
+
+    def __init__(self, message: str | None = None, *, required: Decimal | None = None,
+                 balance: Decimal | None = None, amount: object = None,
+                 lead_ids: Sequence[UUID] = (), purchase_id: UUID | None = None,
+                 sql_message: str | None = None) -> None:
+        super().__init__(message)
+        self.required = required
+        self.balance = balance
+        self.amount = amount
+        self.lead_ids = tuple(lead_ids)
+        self.purchase_id = purchase_id
+        self.sql_message = sql_message
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            if cls.code in DOMAIN_ERRORS:
+                raise TypeError(f"error code {cls.code!r} declared twice")
+            DOMAIN_ERRORS[cls.code] = cls
+
 
 
 class InsufficientCredits(DomainError):
@@ -202,21 +235,3 @@ class CheckSkipped(Exception):
 class CheckInconclusive(Exception):
     """The check ran but could not establish its premise (e.g. no real concurrency):
     reported as ``error``, never as a pass."""
-
-
-DOMAIN_ERRORS: dict[str, type[DomainError]] = {
-    cls.code: cls
-    for cls in (
-        InsufficientCredits,
-        NoCreditsAccount,
-        InvalidAmount,
-        NoLeadsSelected,
-        DuplicateLeads,
-        LeadsNotFound,
-        LeadsNoLongerAvailable,
-        DuplicatePurchase,
-        PurchaseInProgress,
-        IdempotencyMismatch,
-        NotAuthorized,
-    )
-}

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
-# Largest amount numeric(10,2) holds.
-MAX_AMOUNT = Decimal("99999999.99")
+from harness.config import MARKETPLACE_CONFIG
+
+# Largest amount numeric(10,2) holds, and the smallest step of money.
+MAX_AMOUNT: Decimal = MARKETPLACE_CONFIG["MAX_AMOUNT"]
 CENT = Decimal("0.01")
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}

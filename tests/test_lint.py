@@ -11,7 +11,7 @@ from harness.db.lint import lint, migration_timeouts, run_squawk
 
 def test_project_migrations_pass_squawk_with_the_committed_configuration():
     report = lint()
-    assert report.config == ".squawk.toml"
+    assert report.config.endswith("harness/db/squawk.toml")
     assert report.violations == []
     assert all(f.file.endswith(".rollback.sql") for f in report.findings)
 
@@ -33,4 +33,4 @@ def test_a_stale_yoyo_lock_is_reported_with_the_command_that_breaks_it(db, conn,
     assert cli(["lint", "--dsn", db]) == 1
     out = capsys.readouterr().out
     assert "stale yoyo lock" in out and "harness break-lock --dsn" in out
-    assert (ROOT / ".squawk.toml").is_file()
+    assert (ROOT / "harness" / "db" / "squawk.toml").is_file()

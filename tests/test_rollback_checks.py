@@ -12,9 +12,9 @@ from conftest import ROOT
 from harness import db as database
 from harness.db.migrations import Migrator
 from harness.proofs.verify import CheckContext, CheckFailed
+from harness.proofs.verify.checks.migrations import migrations_lint
 from harness.proofs.verify.checks.rollback import (
     data_preserved,
-    migrations_lint,
     round_trip,
     switch_back,
 )

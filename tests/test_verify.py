@@ -14,6 +14,7 @@ from conftest import ROOT
 from harness import db as database
 from harness.cli import cli
 from harness.errors import UsageError
+from harness.proofs.gate import documentation
 from harness.proofs.verify import (
     CheckContext,
     CheckFailed,
@@ -119,7 +120,7 @@ def test_registered_check_ids_are_stable_unique_and_documented():
     for category in ("contract", "input", "concurrency", "faults", "queue", "security",
                      "invariants"):
         assert any(c.category == category for c in checks), category
-    docs = (ROOT / "README.md").read_text()
+    docs = documentation(ROOT)
     undocumented = [c.id for c in checks if c.id.split(".")[0] in
                     {"contract", "input", "concurrency", "faults", "queue", "security",
                      "invariants"} and f"`{c.id}`" not in docs]

@@ -14,7 +14,8 @@ from harness import db as database
 from harness.cli import cli
 from harness.errors import InsufficientCredits
 from harness.money.service import PurchaseRequest, PurchaseService
-from harness.proofs.watch import Thresholds, parse_duration, watch
+from harness.proofs.watch import Thresholds, watch
+from harness.values import parse_duration
 
 
 @pytest.fixture

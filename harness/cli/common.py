@@ -126,7 +126,7 @@ def database_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("database")
     add(g, "--dsn", type=env.dsn, help="an existing server, e.g. "
         "postgresql://user:pw@host/db (env HARNESS_DSN; set but empty is an error)")
-    add(g, "--postgres", metavar="PROVIDER", type=env.provider,
+    add(g, "--postgres", metavar="PROVIDER",
         help="throwaway server: embedded (default), system, or docker[:IMAGE] "
         "(env HARNESS_POSTGRES)")
     add(g, "--migrations", action="append", metavar="DIR",

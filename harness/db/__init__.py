@@ -19,7 +19,7 @@ from harness.db.connections import (
     scratch_name,
     server_version,
 )
-from harness.db.queries import fetch_all, queries, query
+from harness.db.queries import fetch_all, queries, query, scalar
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -34,6 +34,7 @@ __all__ = [
     "queries",
     "query",
     "redact",
+    "scalar",
     "scratch_database",
     "scratch_name",
     "server_version",

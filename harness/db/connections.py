@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from harness.db.queries import scalar
 from harness.errors import ConnectionFailed, UsageError
 
 CONNECT_TIMEOUT = 10
@@ -119,4 +120,4 @@ def scratch_database(
 
 def server_version(dsn: str) -> str:
     with connect(dsn) as conn:
-        return conn.execute("SHOW server_version").fetchone()[0]
+        return str(scalar(conn, "SHOW server_version"))

@@ -89,10 +89,10 @@ def diff(before: Fingerprint, after: Fingerprint, when: str = "") -> list[str]:
     return out
 
 
-def _column_order(old: dict, new: dict) -> list[str]:
+def _column_order(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Columns kept by both sides but in another order (a dropped and re-added column
     moves to the end, which ``SELECT *`` and ``INSERT`` without a column list notice)."""
-    def order(cols: dict, keep: set[str]) -> dict[str, list[str]]:
+    def order(cols: dict[str, Any], keep: set[str]) -> dict[str, list[str]]:
         tables: dict[str, list[tuple[int, str]]] = {}
         for key, attrs in cols.items():
             if key in keep:
@@ -117,10 +117,12 @@ def _subject(section: str, key: str) -> tuple[str, str | None]:
     return f"{_NOUN.get(section, section)} {key}", None
 
 
-def _describe(section: str, key: str, old: dict | None, new: dict | None) -> list[str]:
+def _describe(section: str, key: str, old: dict[str, Any] | None,
+              new: dict[str, Any] | None) -> list[str]:
     subject, part = _subject(section, key)
-    if section == "tables" and (old or new or {}).get("kind", "table") != "table":
-        subject = f"{(old or new)['kind']} {key}"
+    either = old or new or {}
+    if section == "tables" and either.get("kind", "table") != "table":
+        subject = f"{either['kind']} {key}"
     head = f"{subject}: {part} " if part else f"{subject}: "
     if old is None:
         return [f"{head}added"]
@@ -178,7 +180,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _grant_sentences(section: str, a: dict, b: dict, head: str) -> list[str]:
+def _grant_sentences(section: str, a: dict[str, Any], b: dict[str, Any], head: str) -> list[str]:
     out = []
     for grantee in sorted(a.keys() | b.keys()):
         old, new = set(a.get(grantee, [])), set(b.get(grantee, []))

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import psycopg
@@ -20,6 +21,7 @@ from yoyo.exceptions import LockTimeout
 
 from harness import packaged
 from harness.db.connections import check_dsn, connect, dbname_of, redact
+from harness.db.queries import scalar
 from harness.errors import ConnectionFailed, MigrationError, MigrationLocked, UsageError
 
 # While migrating: never queue for long behind a lock a live application holds, and
@@ -35,7 +37,7 @@ def project_migrations_dir() -> Path:
     return packaged.folder("migrations")
 
 
-def resolve_sources(dirs: Sequence[str | os.PathLike] | None) -> list[Path]:
+def resolve_sources(dirs: Sequence[str | os.PathLike[str]] | None) -> list[Path]:
     paths = [Path(d) for d in dirs] if dirs else [project_migrations_dir()]
     for path in paths:
         if not path.is_dir():
@@ -70,7 +72,7 @@ class MigrationState:
 class Migrator:
     """yoyo's backend and migration list for one database and one migration set."""
 
-    def __init__(self, dsn: str, dirs: Sequence[str | os.PathLike] | None = None) -> None:
+    def __init__(self, dsn: str, dirs: Sequence[str | os.PathLike[str]] | None = None) -> None:
         self.dsn = dsn
         self.sources = resolve_sources(dirs)
         with connect(dsn):  # one clear line for a bad DSN or an unreachable server
@@ -100,7 +102,7 @@ class Migrator:
     def lock_holder(self) -> tuple[int, str] | None:
         """(pid, since) of a yoyo lock row, if one is present."""
         with connect(self.dsn) as conn:
-            exists = conn.execute("SELECT to_regclass('yoyo_lock') IS NOT NULL").fetchone()[0]
+            exists = scalar(conn, "SELECT to_regclass('yoyo_lock') IS NOT NULL")
             if not exists:
                 return None
             row = conn.execute("SELECT pid, ctime::text FROM yoyo_lock LIMIT 1").fetchone()
@@ -158,7 +160,8 @@ class Migrator:
             return self._run(todo, self.backend.rollback_one, "rollback of {} failed", on_step)
 
     @staticmethod
-    def _run(todo, step, failure: str, on_step: Callable[[str], None] | None) -> list[str]:
+    def _run(todo: Sequence[Any], step: Callable[[Any], object], failure: str,
+             on_step: Callable[[str], None] | None) -> list[str]:
         """Run ``step`` on each migration in order, each in its own transaction (yoyo's);
         the first failure stops the run and names the migration."""
         done: list[str] = []
@@ -173,7 +176,7 @@ class Migrator:
         return done
 
 
-def migrate(dsn: str, dirs: Sequence[str | os.PathLike] | None = None) -> list[str]:
+def migrate(dsn: str, dirs: Sequence[str | os.PathLike[str]] | None = None) -> list[str]:
     """Apply every pending migration of the set to ``dsn``."""
     with Migrator(dsn, dirs) as migrator:
         return migrator.apply()

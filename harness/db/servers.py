@@ -26,11 +26,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from harness import env
 from harness.errors import DockerUnavailable, PostgresNotFound, ProvisionError, UsageError
@@ -61,19 +62,13 @@ class Server:
     workdir: Path | None = None
     _stop: object = field(default=None, repr=False)
 
-    def dsn_for(self, dbname: str) -> str:
-        """The same server, another database."""
-        params = conninfo_to_dict(self.dsn)
-        params["dbname"] = dbname
-        return make_conninfo(**params)
-
     def stop(self) -> None:
         """Stop and delete the server if we started it; a no-op for ``dsn``."""
         stop, self._stop = self._stop, None
         if callable(stop):
             stop()
 
-    def detach(self) -> dict:
+    def detach(self) -> dict[str, str]:
         """Keep the server running after this process exits; returns how to stop it."""
         if self.workdir is None:
             raise ProvisionError(f"a {self.provider} server cannot be kept running")
@@ -209,8 +204,9 @@ def _open_path_for(user: pwd.struct_passwd, path: Path) -> None:
                 p.chmod(want)
 
 
-def _run(cmd: list[str], user: pwd.struct_passwd | None, **kwargs) -> subprocess.CompletedProcess:
-    kw = dict(capture_output=True, text=True, **kwargs)
+def _run(cmd: list[str], user: pwd.struct_passwd | None,
+         **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    kw: dict[str, Any] = dict(capture_output=True, text=True, **kwargs)
     if user is not None:
         kw.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
         kw["env"] = {**os.environ, "HOME": tempfile.gettempdir(), "USER": user.pw_name}
@@ -288,8 +284,8 @@ def _pg_ctl_stop(bin_dir: Path, data: Path, user: pwd.struct_passwd | None) -> N
             time.sleep(0.2)
 
 
-def _once(fn):
-    done = []
+def _once(fn: Callable[[], object]) -> Callable[[], None]:
+    done: list[bool] = []
 
     def wrapper() -> None:
         if not done:
@@ -365,7 +361,7 @@ def state_file() -> Path:
     return Path(base) / "db.json"
 
 
-def stop_detached(state: dict) -> None:
+def stop_detached(state: dict[str, Any]) -> None:
     """Stop and delete a server that :meth:`Server.detach` left running."""
     workdir = Path(state["workdir"])
     _pg_ctl_stop(Path(state["bin_dir"]), workdir / "data", _server_user())

@@ -242,16 +242,16 @@ def run_bench(srv, dsn: str, clients: int, seconds: int, profile: bool = False,
         note(f"bench: {name} ({clients} clients, {seconds}s)")
         if name in PYTHON_RUNS:
             with db.connect(dsn) as conn:
-                first = conn.execute(db.query("bench", "next_lead")).fetchone()[0]
+                first = db.scalar(conn, db.query("bench", "next_lead"))
             run = python_flow(dsn, name.split("_")[0], clients, seconds, first)
             with db.connect(dsn) as conn:
                 conn.execute(db.query("bench", "skip_leads"), {"last": run["last_lead"]})
         else:
             run = pgbench(pgbench_bin, dsn, name, clients, seconds)
         with db.connect(dsn) as conn:
-            committed = conn.execute(db.query("bench", "purchases_since"),
-                                     {"since": since}).fetchone()[0]
-            used = conn.execute(db.query("bench", "next_lead")).fetchone()[0]
+            committed = db.scalar(conn, db.query("bench", "purchases_since"),
+                                     {"since": since})
+            used = db.scalar(conn, db.query("bench", "next_lead"))
         if not name.startswith("update"):
             run["purchases_committed"] = committed
             if committed != run["transactions"] or used > leads:
@@ -262,7 +262,7 @@ def run_bench(srv, dsn: str, clients: int, seconds: int, profile: bool = False,
         note(f"bench: {name}: {results[name]:,.0f} tps")
         if profiled:
             profiles[name] = profile_top(dsn)
-    ratios = {}
+    ratios: dict[str, float | None] = {}
     for ratio, (num, den) in RATIOS.items():
         if results.get(num) and results.get(den):
             ratios[ratio] = round(results[num] / results[den], 2)

@@ -33,10 +33,13 @@ from uuid import UUID
 
 from harness import db, env, packaged
 from harness.config import DB_MESSAGES
+from harness.drivers.scenarios.format import Scenario, load_scenario, parse_scenario
 from harness.errors import DomainError, UsageError
+from harness.money import service
 from harness.values import show_duration
 
-FLOWS = ("atomic", "stepwise", "legacy", "direct")
+# The service's flows, and "direct": purchase_with_credits alone, one call.
+FLOWS = (*service.FLOWS, "direct")
 DEFAULT_FLOW_MIX = "atomic=2,stepwise=1,direct=1"
 APPLICATION_NAME = "harness-load-user"
 SAMPLE_INTERVAL_S = 0.002
@@ -65,11 +68,9 @@ BUILTIN_DATASET: dict[str, Any] = {
 # -- the data set ----------------------------------------------------------------------
 
 
-def load_dataset(path: str | os.PathLike | None):
+def load_dataset(path: str | Path | None) -> Scenario:
     """The scenario (parsed and checked by the scenario format's own parser) whose data the
     load starts from; the built-in data set without a path."""
-    from harness.drivers.scenarios.format import load_scenario, parse_scenario
-
     if path is None:
         return parse_scenario(BUILTIN_DATASET, "<built-in data set>")
     return load_scenario(path)
@@ -98,7 +99,7 @@ def seed(dsn: str, scenario) -> None:
 def seed_if_empty(dsn: str) -> None:
     """Seed ``HARNESS_SCENARIO``'s data (or the built-in set) unless workspaces exist."""
     with db.connect(dsn) as conn:
-        if conn.execute(db.query("load", "has_workspaces")).fetchone()[0]:
+        if db.scalar(conn, db.query("load", "has_workspaces")):
             return
     seed(dsn, load_dataset(env.read("HARNESS_SCENARIO")))
 
@@ -222,11 +223,13 @@ class Buyer:
     def _direct(self, workspace_id: UUID, user_id: UUID, lead_ids: list[UUID],
                 total: Decimal) -> str:
         with self.pool.connection() as conn:
-            ok, message, _balance, _purchase = conn.execute(
+            row = conn.execute(
                 db.query("load", "purchase_with_credits"),
                 {"workspace_id": workspace_id, "user_id": user_id, "lead_ids": lead_ids,
                  "total": total},
             ).fetchone()
+        assert row is not None  # the function answers exactly one row
+        ok, message, _balance, _purchase = row
         if ok:
             return "purchased"
         code = DB_MESSAGES.get(message)
@@ -252,7 +255,7 @@ def wait_for_load_sessions_to_end(dsn: str, timeout: float) -> bool:
     with db.connect(dsn, application_name="harness-check") as conn:
         q = db.query("load", "load_sessions")
         while time.monotonic() < deadline:
-            n = conn.execute(q).fetchone()[0]
+            n = db.scalar(conn, q)
             if n == 0:
                 return True
             time.sleep(0.1)
@@ -283,7 +286,9 @@ class InFlightSampler(threading.Thread):
         try:
             with db.connect(self.dsn, application_name="harness-sampler") as conn:
                 while not self._stop_event.is_set():
-                    in_flight, waiting, connected = conn.execute(q).fetchone()
+                    row = conn.execute(q).fetchone()
+                    assert row is not None  # an aggregate answers one row
+                    in_flight, waiting, connected = row
                     self.samples += 1
                     self.connected = connected
                     if in_flight:
@@ -428,7 +433,7 @@ def run_load(dsn: str, opts: LoadOptions, flow_spec: str, per: int,
                         raise UsageError("Locust did not finish in time; see its log: "
                                          f"{_tail(log_path)}")
                     time.sleep(2)
-                    purchases = conn.execute(totals_q).fetchone()[0]
+                    purchases = db.scalar(conn, totals_q)
                     note(f"load: {time.monotonic() - started:5.1f}s  "
                          f"{sampler.connected} connected  {purchases} purchases  "
                          f"in flight now-peak {sampler.peak}")

@@ -22,17 +22,20 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 from harness.config import MARKETPLACE_CONFIG
+from harness.values import CENT
 
-CENT = Decimal("0.01")
 ONE = Decimal(1)
 
 
 class CommissionPartner(Protocol):
     """What a commission needs to know about a partner."""
 
-    base_commission_rate: Decimal
-    bonus_commission_rate: Decimal
-    verification_pass_rate: Decimal
+    @property
+    def base_commission_rate(self) -> Decimal: ...
+    @property
+    def bonus_commission_rate(self) -> Decimal: ...
+    @property
+    def verification_pass_rate(self) -> Decimal: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 
@@ -45,9 +46,9 @@ class Violation:
 
     name: str
     detail: str
-    rows: list[dict] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "detail": self.detail, "rows": self.rows}
 
 
@@ -84,7 +85,7 @@ def _run(conn: psycopg.Connection, pending_timeout: timedelta | None) -> list[Vi
     return found
 
 
-def _detail(name: str, rows: list[dict], pending_timeout: timedelta | None) -> str:
+def _detail(name: str, rows: list[dict[str, Any]], pending_timeout: timedelta | None) -> str:
     n = len(rows)
     if name == "ledger_overdraft":
         worst = min(r["lowest_running_total"] for r in rows)

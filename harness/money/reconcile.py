@@ -25,7 +25,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from harness.db import query
+from harness.db import query, scalar
 from harness.errors import UsageError
 from harness.money.service import sql_config
 
@@ -72,8 +72,8 @@ def reconcile(pool: ConnectionPool, older_than: timedelta) -> ReconcileReport:
     with pool.connection() as conn:
         stuck = [r[0] for r in conn.execute(query(MODULE, "stuck_purchases"), params)]
         for purchase_id in stuck:
-            outcome = conn.execute(query(MODULE, "reconcile_purchase"),
-                                   {"purchase_id": purchase_id, "config": config}).fetchone()[0]
+            outcome = scalar(conn, query(MODULE, "reconcile_purchase"),
+                             {"purchase_id": purchase_id, "config": config})
             if outcome == "completed":
                 completed.append(purchase_id)
             elif outcome == "refunded":

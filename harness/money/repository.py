@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from harness.config import DB_MESSAGES, USER_MESSAGES
 from harness.db import query
-from harness.errors import DOMAIN_ERRORS, DomainError
+from harness.errors import DOMAIN_ERRORS, DomainError, HarnessError
 
 MODULE = "repository"
 
@@ -140,13 +140,14 @@ class User:
     full_name: str | None
 
 
-def domain_error(sql_message: str | None, **fields: Any) -> DomainError:
+def domain_error(sql_message: str | None, *, required: Decimal | None = None,
+                 balance: Decimal | None = None) -> DomainError:
     """The DomainError a SQL function's refusal message stands for; the SQL text is kept
     as ``sql_message``, the user-facing text is the exception's message."""
     code = DB_MESSAGES.get(sql_message or "")
-    if code is None:
-        return DomainError(sql_message or DomainError.__doc__, sql_message=sql_message, **fields)
-    return DOMAIN_ERRORS[code](USER_MESSAGES.get(code), sql_message=sql_message, **fields)
+    cls = DOMAIN_ERRORS[code] if code is not None else DomainError
+    message = USER_MESSAGES.get(code) if code is not None else sql_message
+    return cls(message, sql_message=sql_message, required=required, balance=balance)
 
 
 class Repository:
@@ -192,11 +193,14 @@ class Repository:
         """Debit the credits and record a pending purchase; (purchase_id, new_balance)."""
         credits = total_price if credits_used is None else credits_used
         with self.connection(conn) as c:
-            ok, message, new_balance, purchase_id = c.execute(
+            row = c.execute(
                 query(MODULE, "purchase_with_credits"),
                 {"workspace_id": workspace_id, "user_id": user_id, "lead_ids": list(lead_ids),
                  "total_price": total_price, "credits_used": credits},
             ).fetchone()
+        if row is None:
+            raise HarnessError("purchase_with_credits answered no row")
+        ok, message, new_balance, purchase_id = row
         if not ok:
             raise domain_error(message, required=total_price, balance=new_balance)
         return purchase_id, new_balance
@@ -205,7 +209,7 @@ class Repository:
         self, lead_ids: Sequence[UUID], *, conn: psycopg.Connection | None = None
     ) -> int:
         """Count one sale for each distinct lead (never beyond max_sales); how many."""
-        return self._one("mark_leads_sold_batch", {"lead_ids": list(lead_ids)}, conn)
+        return int(self._one("mark_leads_sold_batch", {"lead_ids": list(lead_ids)}, conn))
 
     def mark_purchase_leads_sold(self, purchase_id: UUID, lead_ids: Sequence[UUID]) -> int | None:
         """The stepwise flow's mark step: mark_leads_sold_batch for a still-pending purchase,
@@ -214,18 +218,15 @@ class Repository:
         Returns how many leads were marked: all of them, or fewer when some sold out (and
         then the transaction is rolled back: none is marked). None when the purchase is no
         longer pending (reconcile settled it). Locks the purchase row, then the leads."""
-        try:
-            with self.transaction() as conn:
-                status = self._one("lock_purchase", {"purchase_id": purchase_id}, conn)
-                if status != PurchaseStatus.PENDING.value:
-                    return None
-                marked = self.mark_leads_sold_batch(lead_ids, conn=conn)
-                if marked != len(set(lead_ids)):
-                    raise _Shortfall(marked)
-                conn.execute(query(MODULE, "stamp_leads_marked"), {"purchase_id": purchase_id})
-                return marked
-        except _Shortfall as exc:
-            return exc.marked
+        with self.pool.connection() as conn, conn.transaction() as tx:
+            status = self._one("lock_purchase", {"purchase_id": purchase_id}, conn)
+            if status != PurchaseStatus.PENDING.value:
+                return None
+            marked: int = self.mark_leads_sold_batch(lead_ids, conn=conn)
+            if marked != len(set(lead_ids)):
+                raise psycopg.Rollback(tx)  # a shortfall: none of them is marked
+            conn.execute(query(MODULE, "stamp_leads_marked"), {"purchase_id": purchase_id})
+        return marked
 
     def add_purchase_items(
         self,
@@ -280,8 +281,9 @@ class Repository:
         conn: psycopg.Connection | None = None,
     ) -> Decimal:
         """A top-up through add_credits(); the new balance."""
-        return self._one("add_credits", {"workspace_id": workspace_id, "amount": amount,
-                                         "package": package}, conn)
+        balance: Decimal = self._one("add_credits", {"workspace_id": workspace_id,
+                                                     "amount": amount, "package": package}, conn)
+        return balance
 
     # -- what the service needs besides -------------------------------------------------
 
@@ -341,11 +343,12 @@ class Repository:
         conn: psycopg.Connection | None = None,
     ) -> dict[str, Any]:
         """One call of purchase_leads_atomic; its jsonb answer."""
-        return self._one("atomic_purchase", {
+        answer: dict[str, Any] = self._one("atomic_purchase", {
             "workspace_id": workspace_id, "user_id": user_id, "lead_ids": list(lead_ids),
             "total_price": total_price, "idempotency_key": idempotency_key,
             "fingerprint": fingerprint, "config": Jsonb(config),
         }, conn)
+        return answer
 
     # -- idempotency keys -----------------------------------------------------------------
 
@@ -386,14 +389,6 @@ class Repository:
         with self.connection() as c:
             c.execute(query(MODULE, "fail_key"), {
                 "workspace_id": workspace_id, "key": key, "response": Jsonb(response)})
-
-
-class _Shortfall(Exception):
-    """mark_leads_sold_batch marked fewer leads than the purchase holds (rolled back)."""
-
-    def __init__(self, marked: int) -> None:
-        super().__init__(f"only {marked} lead(s) could be marked sold")
-        self.marked = marked
 
 
 __all__ = [

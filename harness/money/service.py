@@ -37,7 +37,7 @@ from psycopg_pool import ConnectionPool
 
 from harness import env
 from harness.config import MARKETPLACE_CONFIG, USER_MESSAGES
-from harness.db import query
+from harness.db import query, scalar
 from harness.errors import (
     DOMAIN_ERRORS,
     DomainError,
@@ -55,13 +55,13 @@ from harness.money.repository import (
     domain_error,
 )
 from harness.outbox import queue
+from harness.values import CENT
 
 FLOWS = ("atomic", "stepwise", "legacy")
 FLOW_ENV = "HARNESS_PURCHASE_FLOW"
 DEFAULT_FLOW = "atomic"
 CRASH_POINTS = ("debit", "items", "mark_sold", "complete")
 DOWNLOAD_PATH = "/api/marketplace/download/"
-CENT = Decimal("0.01")
 
 
 def current_flow() -> str:
@@ -124,7 +124,7 @@ class PurchaseResult:
     purchase_id: UUID
     new_balance: Decimal
     total_price: Decimal
-    leads: list[dict] = field(default_factory=list)
+    leads: list[dict[str, Any]] = field(default_factory=list)
     replayed: bool = False
 
     def as_response(self) -> dict[str, Any]:
@@ -158,9 +158,11 @@ class _Prepared:
         return self.req.idempotency_key
 
 
-def refuse(code: str, **fields: Any) -> DomainError:
+def refuse(code: str, *, amount: object = None, lead_ids: Sequence[UUID] = (),
+           purchase_id: UUID | None = None) -> DomainError:
     """The DomainError for a stable code, with its user-facing message."""
-    return DOMAIN_ERRORS[code](USER_MESSAGES.get(code), **fields)
+    return DOMAIN_ERRORS[code](USER_MESSAGES.get(code), amount=amount, lead_ids=lead_ids,
+                               purchase_id=purchase_id)
 
 
 def lead_price(lead: Lead) -> Decimal:
@@ -170,7 +172,7 @@ def lead_price(lead: Lead) -> Decimal:
     if price is None:
         price = MARKETPLACE_CONFIG["MIN_MARKETPLACE_PRICE"]
     if price < MARKETPLACE_CONFIG["MIN_MARKETPLACE_PRICE"]:
-        raise refuse("invalid_amount", lead_id=lead.id, price=price)
+        raise refuse("invalid_amount", lead_ids=(lead.id,), amount=price)
     return price
 
 
@@ -267,7 +269,7 @@ class PurchaseService:
             raise refuse("leads_not_found", lead_ids=missing)
         total = sum((lead_price(lead) for lead in leads), Decimal("0.00"))
         if total > MARKETPLACE_CONFIG["MAX_AMOUNT"]:
-            raise refuse("invalid_amount", total_price=total)
+            raise refuse("invalid_amount", amount=total)
         req = PurchaseRequest(req.workspace_id, req.user_id, ids, req.idempotency_key)
         return _Prepared(req, tuple(leads), total, req.fingerprint())
 
@@ -288,7 +290,7 @@ class PurchaseService:
                 raise refuse("purchase_in_progress")
             if row.request_fingerprint != prep.fingerprint:
                 raise refuse("idempotency_mismatch")
-            if row.status is KeyStatus.COMPLETED:
+            if row.status is KeyStatus.COMPLETED and row.response_data is not None:
                 return PurchaseResult.from_response(row.response_data, replayed=True)
             if row.status is KeyStatus.PROCESSING:
                 raise refuse("purchase_in_progress")
@@ -311,6 +313,8 @@ class PurchaseService:
     def _queue_confirmation(self, conn: psycopg.Connection, prep: _Prepared,
                             purchase_id: UUID) -> None:
         user = self.repo.get_user(prep.req.user_id, conn=conn)
+        if user is None:
+            raise HarnessError(f"user {prep.req.user_id} vanished during the purchase")
         data = queue.PurchaseConfirmationEmail.for_purchase(
             email=user.email, name=user.full_name, total_leads=len(prep.leads),
             total_price=prep.total_price, purchase_id=purchase_id,
@@ -371,9 +375,9 @@ class PurchaseService:
                                "it completed")
         if marked < len(prep.lead_ids):
             repo.refund_purchase(purchase_id)
-            exc = refuse("leads_no_longer_available", purchase_id=purchase_id)
-            self._fail_key(prep, exc)
-            raise exc
+            refusal = refuse("leads_no_longer_available", purchase_id=purchase_id)
+            self._fail_key(prep, refusal)
+            raise refusal
         if crash_after == "mark_sold":
             return purchase_id
 
@@ -412,8 +416,7 @@ class PurchaseService:
             if row is None:
                 raise refuse("no_credits_account")
             balance, total_used = row
-            if conn.execute(q("legacy_already_purchased"),
-                            {"workspace_id": ws, "lead_ids": ids}).fetchone()[0]:
+            if scalar(conn, q("legacy_already_purchased"), {"workspace_id": ws, "lead_ids": ids}):
                 raise refuse("duplicate_purchase")
             if any(not lead.for_sale or (lead.max_sales is not None
                                          and lead.sold_count >= lead.max_sales)
@@ -428,9 +431,9 @@ class PurchaseService:
                     conn.execute(q("legacy_write_balance"), {
                         "workspace_id": ws, "balance": new_balance,
                         "total_used": total_used + total})
-                    purchase_id = conn.execute(q("legacy_insert_purchase"), {
+                    purchase_id = scalar(conn, q("legacy_insert_purchase"), {
                         "workspace_id": ws, "user_id": prep.req.user_id,
-                        "total_leads": len(ids), "total_price": total}).fetchone()[0]
+                        "total_leads": len(ids), "total_price": total})
                     conn.execute(q("legacy_reserve"), {
                         "workspace_id": ws, "purchase_id": purchase_id, "lead_ids": ids})
                     self.repo.add_purchase_items(

@@ -21,12 +21,13 @@ import psycopg
 from psycopg.rows import class_row, dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
+from harness import db
 from harness.config import MARKETPLACE_CONFIG
 from harness.db import query
 from harness.errors import UsageError
+from harness.values import CENT
 
 DEFAULT_NAME = "Valued Customer"
-CENT = Decimal("0.01")
 
 
 class EmailKind(StrEnum):
@@ -253,7 +254,9 @@ def _enqueue(conn: psycopg.Connection, kind: EmailKind, payload: dict[str, Any],
             "kind": kind.value, "payload": Jsonb(payload),
             "purchase_id": purchase_id, "workspace_id": workspace_id,
         })
-        return cur.fetchone()[0]
+        row = cur.fetchone()
+        assert row is not None  # enqueue_email always answers a job id
+        return int(row[0])
 
 
 def queue_purchase_confirmation_email(conn: psycopg.Connection, data: PurchaseConfirmationEmail,
@@ -275,7 +278,7 @@ def queue_credit_purchase_email(conn: psycopg.Connection, data: CreditPurchaseEm
 def require_outbox(conn: psycopg.Connection) -> None:
     """A UsageError unless the database has the outbox (migration 0003)."""
     with conn.cursor(row_factory=tuple_row) as cur:
-        if not cur.execute(query("queue", "outbox_exists")).fetchone()[0]:
+        if not db.scalar(cur, query("queue", "outbox_exists")):
             raise UsageError("this database has no email outbox (table email_jobs): run "
                              "`harness migrate` first")
 
@@ -295,6 +298,7 @@ def queue_status(conn: psycopg.Connection, *, dead_limit: int = 50) -> QueueStat
         for row in cur.execute(query("queue", "status_counts")).fetchall():
             counts[row["status"]] = row["n"]
         summary = cur.execute(query("queue", "pending_summary")).fetchone()
+        assert summary is not None  # an aggregate answers one row
     with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
         dead = cur.execute(query("queue", "dead_letters"), {"limit": dead_limit}).fetchall()
     return QueueStatus(counts=counts, oldest_pending_age=summary["oldest_pending_age"],

@@ -209,8 +209,8 @@ class Worker:
             beat.join()
         if errors:
             raise errors[0]
-        with connect(self.dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
-            remaining = cur.execute(query("queue", "next_due")).fetchone()["unsettled"]
+        with connect(self.dsn) as conn:
+            _, remaining = self._next_due(conn)
         return DrainStats(**self._counters.values, remaining=remaining,
                           seconds=round(time.monotonic() - started, 3))
 
@@ -241,7 +241,7 @@ class Worker:
                         self._stop.wait(RECONNECT_PAUSE)
                         continue
                     if until == "settled" and (
-                            unsettled == 0 or (not wait_for_backoff and wait > 0)):
+                            unsettled == 0 or (not wait_for_backoff and (wait or 0) > 0)):
                         return
                     pause = self.settings.poll_interval if wait is None else wait
                     if until == "settled":
@@ -252,9 +252,12 @@ class Worker:
                     conn.close()
 
     def _next_due(self, conn: psycopg.Connection) -> tuple[float | None, int]:
+        """Seconds until the next job is due (None: nothing waits), and how many jobs are
+        not yet settled."""
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(query("queue", "next_due")).fetchone()
-        return row["wait"], row["unsettled"]
+        assert row is not None  # an aggregate answers one row
+        return row["wait"], int(row["unsettled"])
 
     def _work_once(self, conn: psycopg.Connection, mailer: Mailer) -> int:
         """Recover expired leases, claim a batch of due jobs and deliver them; how many

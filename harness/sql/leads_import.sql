@@ -11,5 +11,3 @@ COPY leads (partner_id, email, company, industry, state, marketplace_price,
             intent_score_calculated, freshness_score, max_sales)
 FROM STDIN
 
--- name: count_partner_leads
-SELECT count(*) AS n FROM leads WHERE partner_id = %(partner_id)s

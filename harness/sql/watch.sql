@@ -42,11 +42,6 @@ WHERE status = 'failed'
 GROUP BY 1
 ORDER BY 3 DESC, 1;
 
--- name: keys-in-window
-SELECT count(*) AS n, count(*) FILTER (WHERE status = 'processing') AS processing
-FROM api_idempotency_keys
-WHERE created_at >= now() - %(since)s::interval;
-
 -- name: email-jobs
 SELECT count(*) FILTER (WHERE j.status::text = 'dead'
                           AND coalesce((to_jsonb(j) ->> 'dead_at')::timestamptz, j.created_at)

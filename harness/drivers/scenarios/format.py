@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DOMAIN_ERRORS, ScenarioError
-from harness.values import parse_duration
+from harness.money.service import CRASH_POINTS, FLOWS
+from harness.values import MAX_AMOUNT, parse_duration
 
-FLOWS = ("atomic", "stepwise", "legacy")
 ACTIONS = ("purchase", "topup", "crash_purchase", "reconcile", "run_worker")
-CRASH_POINTS = ("debit", "items", "mark_sold", "complete")
 EMAIL_COUNTS = ("queued", "sent", "dead")
 UNEXPECTED = "unexpected"
-MAX_AMOUNT = Decimal("99999999.99")
 
 TOP_KEYS = {"name", "description", "flow", "workspaces", "partners", "leads", "steps",
             "expect"}

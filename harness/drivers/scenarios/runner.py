@@ -401,7 +401,7 @@ class _InFlightSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            n = self.conn.execute(self.sql).fetchone()[0]
+            n = db.scalar(self.conn, self.sql)
             self.peak = max(self.peak, n)
             time.sleep(SAMPLE_PAUSE)
 
@@ -454,7 +454,7 @@ def _observe(conn: psycopg.Connection, world: World, result: ScenarioResult) -> 
                        for r in fetch_all(conn, "scenario_runner", "balances")}
     by_id = {r["id"]: r["sold_count"] for r in fetch_all(conn, "scenario_runner", "sold_counts")}
     result.sold = {name: by_id[lead_id] for name, lead_id in world.leads.items()}
-    present = conn.execute("SELECT to_regclass('email_jobs') IS NOT NULL").fetchone()[0]
+    present = db.scalar(conn, "SELECT to_regclass('email_jobs') IS NOT NULL")
     if present:
         result.emails = dict(fetch_all(conn, "scenario_runner", "email_counts")[0])
     # Every step has finished: anything still pending is stuck.
@@ -476,9 +476,9 @@ def _compare(scenario: Scenario, result: ScenarioResult) -> None:
         detail = "; ".join(m for s in result.steps for m in s.unexpected)
         miss.append(f"errors: {result.errors[UNEXPECTED]} unexpected error(s): {detail}")
     for name, amount in expect.balances.items():
-        got = result.balances.get(name)
-        if got != amount:
-            miss.append(f"balances.{name}: expected {amount}, got {got}")
+        balance = result.balances.get(name)
+        if balance != amount:
+            miss.append(f"balances.{name}: expected {amount}, got {balance}")
     for name, count in expect.sold.items():
         if result.sold.get(name) != count:
             miss.append(f"sold.{name}: expected {count}, got {result.sold.get(name)}")

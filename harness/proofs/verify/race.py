@@ -35,7 +35,7 @@ class Outcome:
     ended: float = 0.0
 
 
-def run_race(dsn: str, n: int, body: Callable[[psycopg.Connection, int], Any], *,
+def run_race(dsn: str, n: int, body: Callable[[psycopg.Connection, int], Any] | None, *,
              hold: float = HOLD_SECONDS, rounds: int = 1,
              between: Callable[[psycopg.Connection, int, int], Any] | None = None
              ) -> tuple[list[Outcome], int]:
@@ -57,7 +57,10 @@ def run_race(dsn: str, n: int, body: Callable[[psycopg.Connection, int], Any], *
                 out = Outcome(worker=i, started=time.monotonic())
                 try:
                     conn.execute("BEGIN")
-                    out.value = body(conn, i) if between is None else between(conn, i, r)
+                    if between is not None:
+                        out.value = between(conn, i, r)
+                    elif body is not None:
+                        out.value = body(conn, i)
                     conn.execute(sleep, (hold,))
                     conn.execute("COMMIT")
                     out.committed = True

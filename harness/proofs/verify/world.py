@@ -24,8 +24,6 @@ from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckInconclusive
 from harness.testing import World, diff, snapshot, tables
 
-CENT = Decimal("0.01")
-
 
 @dataclass(frozen=True)
 class Answer:
@@ -47,7 +45,7 @@ def purchase(conn: psycopg.Connection, ws, user, leads, total, credits=None) -> 
 
 
 def mark_sold(conn: psycopg.Connection, leads) -> int:
-    return conn.execute(q("world", "mark-sold"), (leads,)).fetchone()[0]
+    return db.scalar(conn, q("world", "mark-sold"), (leads,))
 
 
 def fingerprint_query(conn: psycopg.Connection) -> sql.Composed:
@@ -74,7 +72,7 @@ class InFlightMonitor:
         with db.connect(self.dsn) as conn:
             query = q("world", "in-flight")
             while not self._stop.is_set():
-                n = conn.execute(query).fetchone()[0]
+                n = db.scalar(conn, query)
                 self.max_seen = max(self.max_seen, n)
                 time.sleep(self.interval)
 

@@ -6,8 +6,10 @@ observe more than one transaction in flight at once or it reports an error."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter, defaultdict
 from decimal import Decimal
+from typing import Any
 
 from harness.config import DB_MESSAGES
 from harness.proofs.verify.context import q
@@ -103,10 +105,10 @@ def conservation(ctx) -> str:
             p = Decimal(rng.randint(5, 300)).scaleb(-2)
             prices[world.leads(1, p)[0]] = p
     lead_ids = sorted(prices)
-    plans = []
+    plans: list[list[tuple[str, int, Any]]] = []
     for _ in range(sessions):
         wrng = random.Random(rng.random())
-        plan = []
+        plan: list[tuple[str, int, Any]] = []
         for _ in range(rounds):
             w = wrng.randrange(n_ws)
             if wrng.random() < 0.3:
@@ -251,7 +253,7 @@ def no_deadlock(ctx) -> str:
     refused = [o.value[0].error_message for o in outcomes if not o.value[0].success]
     if refused:
         raise CheckFailed(f"{len(refused)} purchases refused: {Counter(refused)}")
-    expected = defaultdict(int)
+    expected: defaultdict[uuid.UUID, int] = defaultdict(int)
     for i in range(racers):
         for lead in orders[i % 4]:
             expected[lead] += 1

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import psycopg
 
+from harness import db
 from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, check
 from harness.proofs.verify.world import World, diff, mark_sold, money, snapshot
@@ -157,7 +158,7 @@ def mark_sold_one_statement(ctx) -> str:
         leads = world.leads(5, "1.00")
         conn.execute(q("contract", "count-lead-statements"))
         marked = mark_sold(conn, leads + [leads[0]])
-        statements = conn.execute(q("contract", "lead-updates")).fetchone()[0]
+        statements = db.scalar(conn, q("contract", "lead-updates"))
     if statements != 1:
         raise CheckFailed(f"marking 5 leads (6 ids) ran {statements} UPDATE statements on "
                           f"leads, want 1 (returned {marked})")

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import psycopg
 
+from harness import db
 from harness.money import invariants, service
 from harness.money import reconcile as reconcile_mod
 from harness.proofs.verify.context import q
@@ -41,7 +42,7 @@ def terminate_mid_purchase(ctx) -> str:
 
     def buy(c, i, r):
         if r == 0:
-            pids.append(c.execute(q("world", "backend-pid")).fetchone()[0])
+            pids.append(db.scalar(c, q("world", "backend-pid")))
         ws, (user,) = buyers[i]
         return purchase(c, ws, user, [leads[i][r]], Decimal("1.00"))
 
@@ -72,7 +73,8 @@ def terminate_mid_purchase(ctx) -> str:
     cut = {o.value.purchase_id for o in outcomes if o.error is not None and o.value}
     odd = [o for o in outcomes if o.error is not None
            and not isinstance(o.error, psycopg.OperationalError)]
-    problems = [f"a surviving session raised {describe(o.error)}" for o in odd[:1]]
+    problems = [f"a surviving session raised {describe(o.error)}" for o in odd[:1]
+                if o.error is not None]
     with ctx.connect(dsn) as conn:
         rows = {r[0]: r for r in conn.execute(q("world", "purchases")).fetchall()}
         balances = {r[0]: r[1] for r in conn.execute(q("world", "balances"))}

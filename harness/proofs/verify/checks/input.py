@@ -28,9 +28,9 @@ from harness.proofs.verify.world import (
     purchase,
     snapshot,
 )
+from harness.values import MAX_AMOUNT
 
 EXAMPLES = 120
-MAX_AMOUNT = Decimal("99999999.99")
 # Hypothesis keeps global state: the runner runs the "hypothesis" group one check at a
 # time, and the lock keeps it so when a check is called some other way.
 _HYPOTHESIS = threading.Lock()
@@ -253,15 +253,16 @@ def _refuses(ctx, strategy, what: str) -> str:
                 conn.execute("ROLLBACK")
             if ans.success:
                 raise CheckFailed(f"accepted (success = true, new_balance {ans.new_balance})")
-            if ans.error_message not in DB_MESSAGES:
+            code = DB_MESSAGES.get(ans.error_message or "")
+            if code is None:
                 raise CheckFailed(f"answered an undocumented message {ans.error_message!r}")
-            code = DB_MESSAGES[ans.error_message]
             if code not in call.expect:
                 raise CheckFailed(f"answered {ans.error_message!r} ({code}), want one of "
                                   f"{sorted(call.expect)}")
             if after != base:
                 raise CheckFailed(f"refused but changed rows: {diff(base, after)}")
-            seen[ans.error_message] = seen.get(ans.error_message, 0) + 1
+            message = ans.error_message or ""
+            seen[message] = seen.get(message, 0) + 1
 
         test = seed(ctx.seed)(settings(
             max_examples=EXAMPLES, database=None, deadline=None, derandomize=False,

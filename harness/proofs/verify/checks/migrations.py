@@ -43,5 +43,5 @@ def migrations_lint(ctx: CheckContext) -> str:
     if problems:
         raise CheckFailed("; ".join(problems[:12]) + (
             f"; and {len(problems) - 12} more" if len(problems) > 12 else ""))
-    return (f"{report.summary()}; a planted stale yoyo lock was refused with the command "
-            f"that breaks it ({BREAK_LOCK_HINT})")
+    return (f"{report.summary()}; stale-lock refusal tested: a lock planted for a dead "
+            f"process stopped the migrator, which named `{BREAK_LOCK_HINT} --dsn ...`")

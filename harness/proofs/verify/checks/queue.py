@@ -7,12 +7,14 @@ import asyncio
 import logging
 import socket
 import threading
+import uuid
 from collections import Counter
 from decimal import Decimal
 
 import psycopg
 from aiosmtpd.controller import Controller
 
+from harness import db
 from harness.outbox import queue, worker
 from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
@@ -35,28 +37,30 @@ def outbox_iff_committed(ctx) -> str:
         leads = world.leads(24, "1.00")
     fates = [FATES[i % len(FATES)] for i in range(len(leads))]
     rng.shuffle(fates)
-    committed, outcome = set(), Counter()
+    committed: set[uuid.UUID] = set()
+    outcome: Counter[str] = Counter()
     with ctx.connect(dsn) as admin:
         for lead, fate in zip(leads, fates, strict=True):
             conn = ctx.connect(dsn)
             try:
-                pid = conn.execute(q("world", "backend-pid")).fetchone()[0]
+                pid = db.scalar(conn, q("world", "backend-pid"))
                 conn.execute("BEGIN")
                 buyer = outsider if fate == "refuse" else user
                 ans = purchase(conn, ws, buyer, [lead], Decimal("1.00"))
-                if ans.success and ans.purchase_id is None:
+                purchase_id = ans.purchase_id
+                if ans.success and purchase_id is None:
                     raise CheckFailed("purchase_with_credits answered success without a "
                                       "purchase_id: there is no purchase to announce")
-                if ans.success:
+                if ans.success and purchase_id is not None:
                     queue.queue_purchase_confirmation_email(
                         conn, queue.PurchaseConfirmationEmail.for_purchase(
                             email="buyer@example.com", name="Buyer", total_leads=1,
-                            total_price=Decimal("1.00"), purchase_id=ans.purchase_id),
+                            total_price=Decimal("1.00"), purchase_id=purchase_id),
                         workspace_id=ws)
                 if fate == "commit":
                     conn.execute("COMMIT")
-                    if ans.success:
-                        committed.add(ans.purchase_id)
+                    if purchase_id is not None:
+                        committed.add(purchase_id)
                 elif fate == "terminate":
                     admin.execute(q("queue", "terminate"), (pid,))
                     try:

@@ -37,7 +37,8 @@ from harness.proofs.verify.registry import CheckFailed, CheckSkipped, check
 from harness.proofs.verify.world import World
 
 MAX_LISTED = 12
-FLOWS = ("atomic", "legacy")
+# The flows probed at each migration level: the default, and the switch-back target.
+PROBED_FLOWS = ("atomic", "legacy")
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -374,7 +375,7 @@ def switch_back(ctx: CheckContext) -> str:
     problems: list[str] = []
     with contextlib.closing(db.pool(dsn, max_size=6)) as pool, \
             db.connect(dsn) as conn, Migrator(dsn, ctx.migration_dirs) as m:
-        services = {flow: PurchaseService(pool, flow=flow) for flow in FLOWS}
+        services = {flow: PurchaseService(pool, flow=flow) for flow in PROBED_FLOWS}
         prober = Prober(conn, services, PurchaseRequest)
         base = m.migrations[0].id
         later = [mig for mig in m.backend.to_rollback(m.migrations) if mig.id != base]
@@ -382,10 +383,11 @@ def switch_back(ctx: CheckContext) -> str:
         for mig in later:
             _step(m.backend.rollback_one, mig, "rolling back")
         levels = [base] + [mig.id for mig in reversed(later)]
-        worked: dict[str, dict[str, str | None]] = {base: {f: prober.probe(f) for f in FLOWS}}
+        worked: dict[str, dict[str, str | None]] = {
+            base: {f: prober.probe(f) for f in PROBED_FLOWS}}
         for mig in reversed(later):
             _step(m.backend.apply_one, mig, "applying")
-            worked[mig.id] = {f: prober.probe(f) for f in FLOWS}
+            worked[mig.id] = {f: prober.probe(f) for f in PROBED_FLOWS}
         top = levels[-1]
         if worked[top]["atomic"] is not None:
             problems.append(f"with every migration applied the atomic flow fails: "
@@ -393,7 +395,7 @@ def switch_back(ctx: CheckContext) -> str:
         # Back down, one migration at a time: the same flows must still work.
         for mig, level in zip(later, reversed(levels[:-1]), strict=True):
             _step(m.backend.rollback_one, mig, "rolling back")
-            for flow in FLOWS:
+            for flow in PROBED_FLOWS:
                 if worked[level][flow] is None:
                     why = prober.probe(flow)
                     if why is not None:
@@ -413,12 +415,12 @@ def switch_back(ctx: CheckContext) -> str:
     # rolled back have (rightly) no confirmation job, which is not the drill's business.
     drill_dsn = ctx.new_database(audit=False)
     with contextlib.closing(db.pool(drill_dsn, max_size=6)) as pool:
-        services = {flow: PurchaseService(pool, flow=flow) for flow in FLOWS}
+        services = {flow: PurchaseService(pool, flow=flow) for flow in PROBED_FLOWS}
         drill = flip_drill(drill_dsn, services, PurchaseRequest)
     problems += [f"drill: {f}" for f in drill.failures]
     if problems:
         raise CheckFailed(_listed(problems))
-    table = ", ".join(f"{lvl}: " + "/".join(f for f in FLOWS if worked[lvl][f] is None)
+    table = ", ".join(f"{lvl}: " + "/".join(f for f in PROBED_FLOWS if worked[lvl][f] is None)
                       for lvl in levels)
     return (f"flows that work at each level, forward and after rolling back to it: {table}; "
             f"legacy completes purchases with {', '.join(m.id for m in later)} rolled back; "

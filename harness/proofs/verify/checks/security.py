@@ -7,6 +7,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from harness import db
 from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, CheckSkipped, check
 
@@ -36,7 +37,7 @@ def execute_not_public(ctx) -> str:
         for oid, sig, _definer, _path, is_trigger, kind in funcs:
             if is_trigger or kind != "f":
                 continue  # trigger functions and procedures cannot be called this way
-            call = conn.execute(q("security", "call-with-nulls"), (oid,)).fetchone()[0]
+            call = db.scalar(conn, q("security", "call-with-nulls"), (oid,))
             for role in roles:
                 tried += 1
                 conn.execute("BEGIN")
