@@ -1,16 +1,22 @@
-"""One shared way to build a small marketplace in a database and to prove that nothing
-changed: used by the test suite, by ``harness verify``'s checks and by the scenario runner
-alike (and by any team's own tests).
+"""One shared way to build a small marketplace in a database, to prove that nothing
+changed, and to make calls race for real: used by the test suite, by ``harness verify``'s
+checks and by the scenario runner alike (and by any team's own tests).
 
 :class:`World` inserts workspaces, members, partners and leads as plain rows and adds
 credits through ``add_credits``, as a top-up does; :func:`snapshot` reads every row of
 every table, and :func:`diff` says briefly what differs between two snapshots.
+:func:`release_together` runs calls in threads released at once by a barrier, and
+:class:`InFlightMonitor` and :func:`max_overlap` witness that they really overlapped.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
@@ -133,4 +139,82 @@ def diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> str:
     return " | ".join(parts)
 
 
-__all__ = ["World", "diff", "snapshot", "tables"]
+# -- racing ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+BARRIER_TIMEOUT = 60.0
+
+
+def release_together(n: int, work: Callable[[int], T]
+                     ) -> tuple[list[T | BaseException], list[tuple[float, float]]]:
+    """Run ``work(i)`` for every ``i < n`` in ``n`` threads released at once by a barrier.
+
+    Every thread's outcome comes back, in order: its result, or the exception it raised
+    (never lost), and the (start, end) of its call on the monotonic clock."""
+    barrier = threading.Barrier(n)
+    outcomes: list[T | BaseException] = [RuntimeError("thread did not run")] * n
+    spans = [(0.0, 0.0)] * n
+
+    def go(i: int) -> None:
+        try:
+            barrier.wait(timeout=BARRIER_TIMEOUT)
+        except threading.BrokenBarrierError:
+            pass  # a thread that could not start: the others still run, and count
+        start = time.monotonic()
+        try:
+            outcomes[i] = work(i)
+        except BaseException as exc:  # returned to the caller, who judges it
+            outcomes[i] = exc
+        spans[i] = (start, time.monotonic())
+
+    threads = [threading.Thread(target=go, args=(i,), name=f"racer-{i}", daemon=True)
+               for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes, spans
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    """The largest number of (start, end) intervals open at one instant."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans],
+                    key=lambda e: (e[0], e[1]))
+    peak = current = 0
+    for _, delta in events:
+        current += delta
+        peak = max(peak, current)
+    return peak
+
+
+class InFlightMonitor:
+    """Samples pg_stat_activity for other sessions of one database inside a transaction,
+    on its own connection, so a race can prove that transactions really overlapped."""
+
+    def __init__(self, dsn: str, interval: float = 0.002) -> None:
+        self.dsn = dsn
+        self.interval = interval
+        self.max_seen = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        with db.connect(self.dsn) as conn:
+            statement = db.query(MODULE, "in-flight")
+            while not self._stop.is_set():
+                self.max_seen = max(self.max_seen, int(db.scalar(conn, statement)))
+                time.sleep(self.interval)
+
+    def __enter__(self) -> InFlightMonitor:
+        self._thread = threading.Thread(target=self._run, name="in-flight", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+
+__all__ = ["InFlightMonitor", "World", "diff", "max_overlap", "release_together",
+           "snapshot", "tables"]

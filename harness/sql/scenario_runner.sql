@@ -1,15 +1,5 @@
 -- Scenario runner: observing concurrency, reading outcomes (worlds: testing.sql).
 
--- name: in_flight
--- Sessions of this database running a statement or holding a transaction open,
--- the sampler itself excluded.
-SELECT count(*) AS n
-FROM pg_stat_activity
-WHERE datname = current_database()
-  AND pid <> pg_backend_pid()
-  AND backend_type = 'client backend'
-  AND (state = 'active' OR state LIKE 'idle in transaction%')
-
 -- name: balances
 SELECT w.name, c.balance
 FROM workspaces w

@@ -45,3 +45,9 @@ WHERE c.relnamespace = 'public'::regnamespace
   AND c.relkind IN ('r', 'p')
   AND c.relname NOT LIKE '%%yoyo%%'
 ORDER BY c.relname
+
+-- name: in-flight
+-- Sessions of this database inside a transaction, other than the one asking.
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND xact_start IS NOT NULL AND backend_type = 'client backend'

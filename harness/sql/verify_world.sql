@@ -37,12 +37,6 @@ SELECT c.workspace_id, c.balance,
                    AND p.payment_method = 'credits' AND p.status <> 'refunded'), 0) AS spent
 FROM workspace_credits c
 
--- name: in-flight
--- Sessions of this database inside a transaction, other than the one asking.
-SELECT count(*) FROM pg_stat_activity
-WHERE datname = current_database() AND pid <> pg_backend_pid()
-  AND xact_start IS NOT NULL AND backend_type = 'client backend'
-
 -- name: terminate-sleepers
 -- Backends of this database sleeping inside a purchase transaction, terminated.
 SELECT pid, pg_terminate_backend(pid)

@@ -30,8 +30,8 @@ from harness.db.migrations import Migrator
 from harness.drivers.scenarios.format import UNEXPECTED, Scenario, Step
 from harness.errors import DomainError
 from harness.money.invariants import check_invariants
+from harness.testing import InFlightMonitor, max_overlap, release_together
 
-SAMPLE_PAUSE = 0.0005  # between pg_stat_activity samples
 UNEXPECTED_KEPT = 5  # unexpected exception messages kept per step
 
 
@@ -318,13 +318,18 @@ class _StepRunner:
             for req in requests:
                 attempt(req)
             return
-        with _InFlightSampler(self.dsn) as sampler:
+        with InFlightMonitor(self.dsn) as sampler:
             for start in range(0, len(requests), step.concurrency):
-                _release_together(requests[start:start + step.concurrency], attempt)
+                batch = requests[start:start + step.concurrency]
+
+                def one(i: int, batch: list[Any] = batch) -> None:
+                    attempt(batch[i])
+
+                release_together(len(batch), one)
         # Two witnesses: the server's (sessions seen busy at once) and the client's
         # (calls outstanding at once). A fast step can finish between two samples.
-        result.peak_in_flight = max(sampler.peak, max_overlap(spans))
-        result.detail["peak_in_flight_sampled"] = sampler.peak
+        result.peak_in_flight = max(sampler.max_seen, max_overlap(spans))
+        result.detail["peak_in_flight_sampled"] = sampler.max_seen
 
     # -- other actions ----------------------------------------------------------------
 
@@ -348,62 +353,6 @@ class _StepRunner:
         with _smtp_url() as url:
             stats = drain(self.dsn, url, wait_for_backoff=True)
         result.detail["worker"] = _as_plain(stats)
-
-
-def max_overlap(spans: list[tuple[float, float]]) -> int:
-    """The largest number of (start, end) intervals open at one instant."""
-    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans],
-                    key=lambda e: (e[0], e[1]))
-    peak = current = 0
-    for _, delta in events:
-        current += delta
-        peak = max(peak, current)
-    return peak
-
-
-def _release_together(requests: list[Any], attempt: Callable[[Any], None]) -> None:
-    """One thread per request, all released at once by a barrier."""
-    barrier = threading.Barrier(len(requests))
-
-    def run(req: Any) -> None:
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
-        attempt(req)
-
-    threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in requests]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
-class _InFlightSampler:
-    """Watches pg_stat_activity on its own connection and keeps the peak of sessions
-    running a statement or holding a transaction open."""
-
-    def __init__(self, dsn: str) -> None:
-        self.conn = connect(dsn)
-        self.sql = db.query("scenario_runner", "in_flight")
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _InFlightSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.conn.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            n = db.scalar(self.conn, self.sql)
-            self.peak = max(self.peak, n)
-            time.sleep(SAMPLE_PAUSE)
 
 
 @contextlib.contextmanager

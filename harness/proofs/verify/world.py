@@ -7,8 +7,6 @@ Worlds are built with :class:`harness.testing.World` (plain rows, credits throug
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +16,7 @@ from decimal import Decimal
 import psycopg
 from psycopg import sql
 
-from harness import db
+from harness import db, testing
 from harness.proofs.verify.context import STATEMENT_TIMEOUT as TIMEOUT
 from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckInconclusive
@@ -57,34 +55,8 @@ def fingerprint_query(conn: psycopg.Connection) -> sql.Composed:
         for table in tables(conn))
 
 
-class InFlightMonitor:
-    """Samples pg_stat_activity for sessions of one database inside a transaction, so a
-    concurrency check can prove it really ran transactions at the same time."""
-
-    def __init__(self, dsn: str, interval: float = 0.002) -> None:
-        self.dsn = dsn
-        self.interval = interval
-        self.max_seen = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        with db.connect(self.dsn) as conn:
-            query = q("world", "in-flight")
-            while not self._stop.is_set():
-                n = db.scalar(conn, query)
-                self.max_seen = max(self.max_seen, n)
-                time.sleep(self.interval)
-
-    def __enter__(self) -> InFlightMonitor:
-        self._thread = threading.Thread(target=self._run, name="in-flight", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
+class InFlightMonitor(testing.InFlightMonitor):
+    """The shared monitor, and the check's verdict on what it saw."""
 
     def require(self, at_least: int = 2) -> None:
         if self.max_seen < at_least:
