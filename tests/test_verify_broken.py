@@ -1,5 +1,5 @@
 """`harness verify` fails on every known-bad migration set in examples/broken/ (and the
-source design's functions as written), with the checks its README names, and passes on
+source design's functions as written), with the checks its manifest names, and passes on
 the project's own migrations."""
 
 from __future__ import annotations
@@ -11,39 +11,16 @@ from conftest import ROOT
 from test_verify import validate_json_report, validate_junit_report
 
 from harness.cli import cli
+from harness.proofs.variants import all_variants
 
-# example directory -> (--only, the checks that must fail). The README of
-# examples/broken/ says the same in prose.
+EXAMPLES = ROOT / "examples"
+
+# example directory (relative to examples/) -> (--only, the checks that must fail), from
+# each example's manifest.toml; the table of examples/broken/README.md is generated from
+# the same manifests.
 BROKEN = {
-    "broken/no_row_lock": ("concurrency.hot-wallet", {"concurrency.hot-wallet"}),
-    "broken/off_by_one": ("contract", {"contract.exact-balance"}),
-    "broken/overdraw_one_cent": ("contract", {"contract.one-cent-more"}),
-    "broken/no_account_as_zero": ("contract", {"contract.no-credits-account"}),
-    "broken/mark_sold_loop": (
-        "contract", {"contract.mark-sold-once", "contract.mark-sold-one-statement"}),
-    "broken/no_purchase_row": (
-        "contract,invariants", {"contract.purchase-deducts-price", "invariants.after-checks"}),
-    "broken/stale_reservation_count": (
-        "concurrency.exclusive-lead", {"concurrency.exclusive-lead"}),
-    "broken/granted_to_public": ("security", {"security.execute-not-public"}),
-    "broken/security_definer_no_search_path": (
-        "security", {"security.search-path-pinned", "security.definer-has-search-path"}),
-    "broken/rls_disabled": ("security", {"security.rls-enabled"}),
-    "broken/lead_locks_in_caller_order": (
-        "concurrency.no-deadlock", {"concurrency.no-deadlock"}),
-    "broken/debit_via_dblink": (
-        "faults.terminate-mid-purchase", {"faults.terminate-mid-purchase"}),
-    "broken/reconcile_trusts_items": (
-        "faults.stepwise-reconcile", {"faults.stepwise-reconcile"}),
-    "broken/atomic_flow_no_email": (
-        "queue.outbox-iff-committed", {"queue.outbox-iff-committed"}),
-    "broken/requeue_resets_attempts": (
-        "queue.retry-dead-letter", {"queue.retry-dead-letter"}),
-    "broken/rewrite_money_column": ("migrations.lint", {"migrations.lint"}),
-    "seed_as_written": ("input,contract,security", {
-        "input.amounts", "input.price-mismatch", "input.lead-ids", "input.membership",
-        "input.availability", "input.combined", "contract.mark-sold-max-sales",
-        "security.search-path-pinned"}),
+    v.directory.relative_to(EXAMPLES).as_posix(): (v.only, set(v.must_fail))
+    for v in all_variants(EXAMPLES / "broken")
 }
 
 
@@ -62,7 +39,7 @@ def test_verify_fails_on_a_broken_migration_with_the_named_checks(admin_dsn, tmp
                                                                   example):
     only, must_fail = BROKEN[example]
     code, report = run_verify(admin_dsn, tmp_path, "--migrations", str(ROOT / "migrations"),
-                              "--migrations", str(ROOT / "examples" / example),
+                              "--migrations", str(EXAMPLES / example),
                               "--only", only)
     failed = {c["id"] for c in report["checks"] if c["status"] == "failed"}
     assert code == 1
@@ -72,10 +49,11 @@ def test_verify_fails_on_a_broken_migration_with_the_named_checks(admin_dsn, tmp
 
 
 def test_every_broken_example_is_listed_in_the_readme():
-    readme = (ROOT / "examples" / "broken" / "README.md").read_text()
+    readme = (EXAMPLES / "broken" / "README.md").read_text()
+    assert {"broken/no_row_lock", "seed_as_written"} <= set(BROKEN)
     for example in BROKEN:
-        if example.startswith("broken/"):
-            assert f"`{example.split('/', 1)[1]}`" in readme
+        name = example.split("/", 1)[1] if example.startswith("broken/") else f"../{example}"
+        assert f"| `{name}` |" in readme
 
 
 @pytest.mark.slow

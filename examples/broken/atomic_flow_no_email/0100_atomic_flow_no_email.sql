@@ -1,10 +1,21 @@
 -- depends: 0004_purchase_flow
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- purchase_leads_atomic without its last step: the purchase is debited, its items, sales
 -- and completion commit, and no confirmation email job is written with them. Every
 -- purchase through the atomic flow (the service's default) completes and nobody is told,
 -- until a later `harness reconcile` finds it completed without its job.
--- Everything else is the project's purchase_leads_atomic.
+--
+-- purchase_leads_atomic: copied whole from migrations/0004_purchase_flow.sql with the
+-- manifest's 1 replacement; everything else is 0004_purchase_flow's.
 
+-- Guarantees: key, debit, items with commissions, leads sold, completion and email job commit
+-- together or not at all. Locks: the key (held: in_progress), then credits row, leads by id.
+--
+-- Answers jsonb {"status": completed | replayed | refused | in_progress | mismatch, ...}:
+-- completed/replayed carry "response" {purchase_id, new_balance, total_price, leads};
+-- refused carries "error_message" (a purchase_with_credits message) and "balance".
 CREATE OR REPLACE FUNCTION purchase_leads_atomic(
   p_workspace_id uuid,
   p_user_id uuid,
@@ -126,3 +137,6 @@ BEGIN
   RETURN jsonb_build_object('status', 'completed', 'response', v_response);
 END;
 $$;
+
+REVOKE EXECUTE ON FUNCTION purchase_leads_atomic(uuid, uuid, uuid[], numeric, text, text, jsonb) FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION purchase_leads_atomic(uuid, uuid, uuid[], numeric, text, text, jsonb) TO service_role;

@@ -1,14 +1,22 @@
 -- depends: 0002_atomic_credit_purchase
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- Takes the debit out of the purchase's transaction: it is committed at once through
 -- dblink (a second connection to the same database), to keep the hot credits row locked
 -- for one statement instead of the whole purchase. The conditional UPDATE still never
 -- overdraws, and every purchase that commits is right; but a purchase whose transaction
 -- does not commit (its backend terminated, its caller rolling back) takes its purchase
 -- row, reservations and ledger entry with it and leaves the debit: credit lost.
--- Everything else is the project's purchase_with_credits.
+--
+-- purchase_with_credits: copied whole from migrations/0002_atomic_credit_purchase.sql
+-- with the manifest's 4 replacements; everything else is 0002_atomic_credit_purchase's.
 
 CREATE EXTENSION IF NOT EXISTS dblink;
 
+-- Guarantees: on success the balance fell by exactly p_credits_used, one pending
+-- purchase and one reservation per lead exist; on failure nothing changed.
+-- Locks: the workspace_credits row FOR UPDATE, then the leads FOR UPDATE in id order.
 CREATE OR REPLACE FUNCTION purchase_with_credits(
   p_workspace_id uuid,
   p_user_id uuid,
@@ -140,3 +148,8 @@ BEGIN
   RETURN QUERY SELECT true, NULL::text, v_new_balance, v_purchase_id;
 END;
 $$;
+
+REVOKE EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
+  FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
+  TO service_role;

@@ -1,10 +1,18 @@
 -- depends: 0002_atomic_credit_purchase
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- Locks the leads one at a time, in the order the caller listed them (a FOREACH over
 -- p_lead_ids with SELECT ... FOR UPDATE), instead of all at once in id order. Two
 -- purchases of overlapping leads listed in different orders each take a lead the other
 -- needs next: a deadlock, and PostgreSQL aborts one of them.
--- Everything else is the project's purchase_with_credits.
+--
+-- purchase_with_credits: copied whole from migrations/0002_atomic_credit_purchase.sql
+-- with the manifest's 2 replacements; everything else is 0002_atomic_credit_purchase's.
 
+-- Guarantees: on success the balance fell by exactly p_credits_used, one pending
+-- purchase and one reservation per lead exist; on failure nothing changed.
+-- Locks: the workspace_credits row FOR UPDATE, then the leads FOR UPDATE in id order.
 CREATE OR REPLACE FUNCTION purchase_with_credits(
   p_workspace_id uuid,
   p_user_id uuid,
@@ -138,3 +146,8 @@ BEGIN
   RETURN QUERY SELECT true, NULL::text, v_new_balance, v_purchase_id;
 END;
 $$;
+
+REVOKE EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
+  FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
+  TO service_role;

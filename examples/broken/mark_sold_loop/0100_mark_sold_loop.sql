@@ -1,8 +1,16 @@
 -- depends: 0002_atomic_credit_purchase
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- mark_leads_sold_batch as a loop of one UPDATE per array element, the shape the source
 -- design's Fix #2 replaced: a lead whose id is repeated in the array is sold twice, and
 -- the leads are locked in the caller's order rather than by id.
+--
+-- mark_leads_sold_batch: copied whole from migrations/0002_atomic_credit_purchase.sql
+-- with the manifest's 1 replacement; everything else is 0002_atomic_credit_purchase's.
 
+-- Guarantees: each distinct lead is counted once and never beyond max_sales;
+-- first_sold_at is set on the first sale only. One statement; locks leads in id order.
 CREATE OR REPLACE FUNCTION mark_leads_sold_batch(p_lead_ids uuid[]) RETURNS integer
 LANGUAGE plpgsql
 SET search_path = public, pg_temp
@@ -25,3 +33,6 @@ BEGIN
   RETURN v_count;
 END;
 $$;
+
+REVOKE EXECUTE ON FUNCTION mark_leads_sold_batch(uuid[]) FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION mark_leads_sold_batch(uuid[]) TO service_role;

@@ -1,8 +1,16 @@
 -- depends: 0002_atomic_credit_purchase
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- Deducts the credits but forgets to record the purchase (and so its reservations):
 -- money leaves the balance with nothing to show for it, and no ledger entry.
--- Everything else is the project's purchase_with_credits.
+--
+-- purchase_with_credits: copied whole from migrations/0002_atomic_credit_purchase.sql
+-- with the manifest's 1 replacement; everything else is 0002_atomic_credit_purchase's.
 
+-- Guarantees: on success the balance fell by exactly p_credits_used, one pending
+-- purchase and one reservation per lead exist; on failure nothing changed.
+-- Locks: the workspace_credits row FOR UPDATE, then the leads FOR UPDATE in id order.
 CREATE OR REPLACE FUNCTION purchase_with_credits(
   p_workspace_id uuid,
   p_user_id uuid,
@@ -72,7 +80,9 @@ BEGIN
     RETURN;
   END IF;
 
-  -- Lock 2: the leads, in id order, so overlapping purchases cannot deadlock.
+  -- Lock 2: the leads, in id order, so overlapping purchases cannot deadlock. The lock
+  -- is its own statement: under READ COMMITTED the next statement takes a new snapshot
+  -- and so counts the reservations of whoever held the lock before us.
   PERFORM FROM leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
   SELECT count(*), sum(l.marketplace_price),
          count(*) FILTER (
@@ -114,7 +124,11 @@ BEGIN
   WHERE c.workspace_id = p_workspace_id
   RETURNING c.balance INTO v_new_balance;
 
-
   RETURN QUERY SELECT true, NULL::text, v_new_balance, v_purchase_id;
 END;
 $$;
+
+REVOKE EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
+  FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
+  TO service_role;

@@ -1,8 +1,16 @@
 -- depends: 0002_atomic_credit_purchase
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- Checks the balance without locking the credits row (no FOR UPDATE): sessions buying
 -- from one workspace at once all read the same balance and all pass the check.
--- Everything else is the project's purchase_with_credits.
+--
+-- purchase_with_credits: copied whole from migrations/0002_atomic_credit_purchase.sql
+-- with the manifest's 1 replacement; everything else is 0002_atomic_credit_purchase's.
 
+-- Guarantees: on success the balance fell by exactly p_credits_used, one pending
+-- purchase and one reservation per lead exist; on failure nothing changed.
+-- Locks: the workspace_credits row FOR UPDATE, then the leads FOR UPDATE in id order.
 CREATE OR REPLACE FUNCTION purchase_with_credits(
   p_workspace_id uuid,
   p_user_id uuid,
@@ -71,7 +79,9 @@ BEGIN
     RETURN;
   END IF;
 
-  -- Lock 2: the leads, in id order, so overlapping purchases cannot deadlock.
+  -- Lock 2: the leads, in id order, so overlapping purchases cannot deadlock. The lock
+  -- is its own statement: under READ COMMITTED the next statement takes a new snapshot
+  -- and so counts the reservations of whoever held the lock before us.
   PERFORM FROM leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
   SELECT count(*), sum(l.marketplace_price),
          count(*) FILTER (
@@ -127,3 +137,8 @@ BEGIN
   RETURN QUERY SELECT true, NULL::text, v_new_balance, v_purchase_id;
 END;
 $$;
+
+REVOKE EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
+  FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
+  TO service_role;

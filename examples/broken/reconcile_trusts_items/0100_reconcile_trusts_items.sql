@@ -1,11 +1,18 @@
 -- depends: 0004_purchase_flow
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- reconcile_purchase takes a pending purchase whose items are all there as finished and
 -- completes it, without asking whether its leads were marked sold (leads_marked_at). A
 -- stepwise purchase that crashed between "items" and "mark_sold" is completed with its
 -- leads never counted: their sold_count falls behind the completed sales (a sold lead
 -- still shows as never sold).
--- Everything else is the project's reconcile_purchase.
+--
+-- reconcile_purchase: copied whole from migrations/0004_purchase_flow.sql with the
+-- manifest's 1 replacement; everything else is 0004_purchase_flow's.
 
+-- Guarantees: a pending purchase whose items match and whose leads were marked is completed
+-- (with its email job), else refunded. Locks: credits row, purchase row (re-checked), leads.
 CREATE OR REPLACE FUNCTION reconcile_purchase(p_purchase_id uuid, p_config jsonb) RETURNS text
 LANGUAGE plpgsql
 SET search_path = public, pg_temp
@@ -38,3 +45,6 @@ BEGIN
   RETURN 'refunded';
 END;
 $$;
+
+REVOKE EXECUTE ON FUNCTION reconcile_purchase(uuid, jsonb) FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION reconcile_purchase(uuid, jsonb) TO service_role;

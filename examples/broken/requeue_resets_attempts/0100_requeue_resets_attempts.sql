@@ -1,4 +1,7 @@
 -- depends: 0003_email_outbox
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- "A job put back in the queue starts afresh": a trigger resets attempts whenever a job
 -- returns to 'queued', so that a dead letter requeued by hand gets the full number of
 -- tries again. But the worker's own retry is the same transition (sending -> queued):

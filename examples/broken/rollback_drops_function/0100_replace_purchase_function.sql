@@ -1,9 +1,19 @@
 -- depends: 0002_atomic_credit_purchase
+-- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
+-- by hand (edit the manifest and regenerate).
+--
 -- A release candidate that changes the body of purchase_with_credits with CREATE OR
 -- REPLACE (0002's function with one comment line more). This forward file is fine: it
 -- keeps its SET search_path, and CREATE OR REPLACE keeps the owner and the grants of the
--- function it replaces.
+-- function it replaces (so it repeats no GRANT). Its rollback is broken on purpose: it
+-- drops the function instead of restoring the 0002 version.
+--
+-- purchase_with_credits: copied whole from migrations/0002_atomic_credit_purchase.sql
+-- with the manifest's 1 replacement; everything else is 0002_atomic_credit_purchase's.
 
+-- Guarantees: on success the balance fell by exactly p_credits_used, one pending
+-- purchase and one reservation per lead exist; on failure nothing changed.
+-- Locks: the workspace_credits row FOR UPDATE, then the leads FOR UPDATE in id order.
 CREATE OR REPLACE FUNCTION purchase_with_credits(
   p_workspace_id uuid,
   p_user_id uuid,
