@@ -63,8 +63,19 @@ def sink_server(where: str) -> Iterator[tuple[str, CountingSink | None]]:
             controller.stop()
         return
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-         "-c", "aiosmtpd.handlers.Sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{port}",
+            "-c",
+            "aiosmtpd.handlers.Sink",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -86,22 +97,38 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--sink", choices=("process", "in-process"), default="process",
-                   help="run the SMTP sink in its own process (default) or in this one")
-    p.add_argument("--dsn", default=os.environ.get("HARNESS_DSN"),
-                   help="an existing server (env HARNESS_DSN); a scratch database is made on it")
-    p.add_argument("--postgres", default=os.environ.get("HARNESS_POSTGRES"),
-                   help="throwaway server provider when no --dsn: embedded (default) or system")
+    p.add_argument(
+        "--sink",
+        choices=("process", "in-process"),
+        default="process",
+        help="run the SMTP sink in its own process (default) or in this one",
+    )
+    p.add_argument(
+        "--dsn",
+        default=os.environ.get("HARNESS_DSN"),
+        help="an existing server (env HARNESS_DSN); a scratch database is made on it",
+    )
+    p.add_argument(
+        "--postgres",
+        default=os.environ.get("HARNESS_POSTGRES"),
+        help="throwaway server provider when no --dsn: embedded (default) or system",
+    )
     args = p.parse_args()
 
-    with servers.server(dsn=args.dsn, postgres=args.postgres) as srv, \
-            database.scratch_database(srv.dsn, prefix="harness_bench") as dsn:
+    with (
+        servers.server(dsn=args.dsn, postgres=args.postgres) as srv,
+        database.scratch_database(srv.dsn, prefix="harness_bench") as dsn,
+    ):
         with Migrator(dsn) as m:
             m.apply()
-        data = CreditPurchaseEmail(email="buyer@example.com", name="Buyer",
-                                   credits_amount=Decimal("100.00"),
-                                   total_price=Decimal("100.00"), package_name="starter",
-                                   new_balance=Decimal("100.00"))
+        data = CreditPurchaseEmail(
+            email="buyer@example.com",
+            name="Buyer",
+            credits_amount=Decimal("100.00"),
+            total_price=Decimal("100.00"),
+            package_name="starter",
+            new_balance=Decimal("100.00"),
+        )
         with database.connect(dsn) as conn, conn.transaction():
             for _ in range(args.jobs):
                 queue_credit_purchase_email(conn, data)

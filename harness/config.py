@@ -65,41 +65,47 @@ class ErrorMessages(TypedDict):
 
 
 # Read-only at run time (a mapping proxy), typed key by key for the checker.
-MARKETPLACE_CONFIG: Final = cast(MarketplaceConfig, MappingProxyType(
-    {
-        # Purchase settings
-        "DOWNLOAD_EXPIRY_DAYS": 90,
-        "COMMISSION_HOLDBACK_DAYS": 14,
-        # Upload limits
-        "MAX_FILE_SIZE_MB": 10,
-        "MAX_CSV_ROWS": 10_000,
-        # Rate limits (requests per minute)
-        "RATE_LIMIT_PURCHASE": 10,
-        "RATE_LIMIT_UPLOAD": 5,
-        "RATE_LIMIT_CREDITS": 10,
-        # Scoring
-        "DEFAULT_INTENT_SCORE": 50,
-        "DEFAULT_FRESHNESS_SCORE": 100,
-        "MIN_MARKETPLACE_PRICE": Decimal("0.05"),
-        # Commission rules (not in the source design, which never defines them)
-        "COMMISSION_BONUS_PASS_RATE": Decimal("0.95"),
-        "COMMISSION_FRESHNESS_DAYS": 7,
-        "COMMISSION_FRESHNESS_BONUS_RATE": Decimal("0.02"),
-        # Largest amount numeric(10,2) holds
-        "MAX_AMOUNT": Decimal("99999999.99"),
-        # Where download links point; HARNESS_APP_URL overrides it (harness.env).
-        "APP_URL": "http://localhost:3000",
-    }
-))
+MARKETPLACE_CONFIG: Final = cast(
+    MarketplaceConfig,
+    MappingProxyType(
+        {
+            # Purchase settings
+            "DOWNLOAD_EXPIRY_DAYS": 90,
+            "COMMISSION_HOLDBACK_DAYS": 14,
+            # Upload limits
+            "MAX_FILE_SIZE_MB": 10,
+            "MAX_CSV_ROWS": 10_000,
+            # Rate limits (requests per minute)
+            "RATE_LIMIT_PURCHASE": 10,
+            "RATE_LIMIT_UPLOAD": 5,
+            "RATE_LIMIT_CREDITS": 10,
+            # Scoring
+            "DEFAULT_INTENT_SCORE": 50,
+            "DEFAULT_FRESHNESS_SCORE": 100,
+            "MIN_MARKETPLACE_PRICE": Decimal("0.05"),
+            # Commission rules (not in the source design, which never defines them)
+            "COMMISSION_BONUS_PASS_RATE": Decimal("0.95"),
+            "COMMISSION_FRESHNESS_DAYS": 7,
+            "COMMISSION_FRESHNESS_BONUS_RATE": Decimal("0.02"),
+            # Largest amount numeric(10,2) holds
+            "MAX_AMOUNT": Decimal("99999999.99"),
+            # Where download links point; HARNESS_APP_URL overrides it (harness.env).
+            "APP_URL": "http://localhost:3000",
+        }
+    ),
+)
 
 # The worker's defaults; HARNESS_EMAIL_RETRY_ATTEMPTS and HARNESS_EMAIL_RETRY_BACKOFF_MS
 # override them when a worker is built (harness.outbox.worker.WorkerSettings.resolve).
-EMAIL_CONFIG: Final = cast(EmailConfig, MappingProxyType(
-    {
-        "RETRY_ATTEMPTS": 3,
-        "RETRY_BACKOFF_MS": 1000,
-    }
-))
+EMAIL_CONFIG: Final = cast(
+    EmailConfig,
+    MappingProxyType(
+        {
+            "RETRY_ATTEMPTS": 3,
+            "RETRY_BACKOFF_MS": 1000,
+        }
+    ),
+)
 
 US_STATES: Final = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
@@ -122,51 +128,55 @@ def _too_many_rows(count: int) -> str:
     )
 
 
-ERROR_MESSAGES: Final = cast(ErrorMessages, MappingProxyType(
-    {
-        # Purchase errors
-        "INSUFFICIENT_CREDITS": "You don't have enough credits to complete this purchase. "
-        "Please add credits or select fewer leads.",
-        "LEADS_NO_LONGER_AVAILABLE": "Some of the leads you selected are no longer available. "
-        "Please refresh and try again.",
-        "DUPLICATE_PURCHASE": "You've already purchased some of these leads. Check your "
-        "purchase history.",
-        "PURCHASE_IN_PROGRESS": "Your purchase is already being processed. Please wait a "
-        "moment.",
-        "NO_CREDITS_ACCOUNT": "Your workspace has no credits account yet. Please add credits "
-        "first.",
-        "INVALID_AMOUNT": "The purchase amount is not valid. Please refresh and try again.",
-        "NO_LEADS_SELECTED": "Please select at least one lead.",
-        "DUPLICATE_LEADS": "The same lead was selected more than once. Please check your "
-        "selection.",
-        "LEADS_NOT_FOUND": "Some of the leads you selected do not exist. Please refresh and "
-        "try again.",
-        "IDEMPOTENCY_MISMATCH": "This request reuses an idempotency key with different "
-        "details. Use a new key for a new purchase.",
-        # Upload errors
-        "INVALID_FILE_TYPE": "Please upload a CSV file. Other file types are not supported.",
-        "FILE_TOO_LARGE": _file_too_large,
-        "TOO_MANY_ROWS": _too_many_rows,
-        "INVALID_INDUSTRY": lambda industry, valid: (
-            f'"{industry}" is not a valid industry. Valid options are: {", ".join(valid)}'
-        ),
-        "INVALID_STATE": lambda state: (
-            f'"{state}" is not a valid US state code. Please use 2-letter codes '
-            "(e.g., CA, NY, TX)."
-        ),
-        # Campaign errors
-        "FEATURE_NOT_AVAILABLE": "This feature requires a paid plan. Upgrade your account to "
-        "access campaigns.",
-        "LIMIT_EXCEEDED": lambda resource, limit: (
-            f"You've reached your limit of {limit} {resource}. Upgrade your plan to create more."
-        ),
-        # Auth errors
-        "NOT_AUTHENTICATED": "Please sign in to continue.",
-        "NOT_AUTHORIZED": "You don't have permission to access this resource.",
-        "PARTNER_NOT_APPROVED": "Your partner account is pending approval. Please contact "
-        "support for assistance.",
-    }
-))
+ERROR_MESSAGES: Final = cast(
+    ErrorMessages,
+    MappingProxyType(
+        {
+            # Purchase errors
+            "INSUFFICIENT_CREDITS": "You don't have enough credits to complete this purchase. "
+            "Please add credits or select fewer leads.",
+            "LEADS_NO_LONGER_AVAILABLE": "Some of the leads you selected are no longer available. "
+            "Please refresh and try again.",
+            "DUPLICATE_PURCHASE": "You've already purchased some of these leads. Check your "
+            "purchase history.",
+            "PURCHASE_IN_PROGRESS": "Your purchase is already being processed. Please wait a "
+            "moment.",
+            "NO_CREDITS_ACCOUNT": "Your workspace has no credits account yet. Please add credits "
+            "first.",
+            "INVALID_AMOUNT": "The purchase amount is not valid. Please refresh and try again.",
+            "NO_LEADS_SELECTED": "Please select at least one lead.",
+            "DUPLICATE_LEADS": "The same lead was selected more than once. Please check your "
+            "selection.",
+            "LEADS_NOT_FOUND": "Some of the leads you selected do not exist. Please refresh and "
+            "try again.",
+            "IDEMPOTENCY_MISMATCH": "This request reuses an idempotency key with different "
+            "details. Use a new key for a new purchase.",
+            # Upload errors
+            "INVALID_FILE_TYPE": "Please upload a CSV file. Other file types are not supported.",
+            "FILE_TOO_LARGE": _file_too_large,
+            "TOO_MANY_ROWS": _too_many_rows,
+            "INVALID_INDUSTRY": lambda industry, valid: (
+                f'"{industry}" is not a valid industry. Valid options are: {", ".join(valid)}'
+            ),
+            "INVALID_STATE": lambda state: (
+                f'"{state}" is not a valid US state code. Please use 2-letter codes '
+                "(e.g., CA, NY, TX)."
+            ),
+            # Campaign errors
+            "FEATURE_NOT_AVAILABLE": "This feature requires a paid plan. Upgrade your account to "
+            "access campaigns.",
+            "LIMIT_EXCEEDED": lambda resource, limit: (
+                f"You've reached your limit of {limit} {resource}. "
+                "Upgrade your plan to create more."
+            ),
+            # Auth errors
+            "NOT_AUTHENTICATED": "Please sign in to continue.",
+            "NOT_AUTHORIZED": "You don't have permission to access this resource.",
+            "PARTNER_NOT_APPROVED": "Your partner account is pending approval. Please contact "
+            "support for assistance.",
+        }
+    ),
+)
 
 # The exact messages the SQL functions answer with (success = false), and their codes.
 # 'Insufficient credits' and 'No credits account found' are the source design's, verbatim.

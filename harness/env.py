@@ -56,8 +56,15 @@ class Variable:
 VARIABLES: dict[str, Variable] = {}
 
 
-def declare(name: str, parse: Callable[[str], Any], help: str, default: Any = None, *,
-            blank: str = "unset", group: str = "general") -> Variable:
+def declare(
+    name: str,
+    parse: Callable[[str], Any],
+    help: str,
+    default: Any = None,
+    *,
+    blank: str = "unset",
+    group: str = "general",
+) -> Variable:
     if not re.fullmatch(r"HARNESS_[A-Z0-9_]+", name) or name in VARIABLES:
         raise ValueError(f"bad or repeated variable name {name!r}")
     var = Variable(name, parse, help, default, blank, group)
@@ -133,115 +140,263 @@ def input_path(text: str) -> str:
 # -- the declarations, by the command family that reads them -------------------------------
 
 D = "database"
-declare("HARNESS_DSN", dsn, "an existing server to run against, e.g. "
-        "postgresql://user:pw@host/db; set but empty is an error", blank="error", group=D)
-declare("HARNESS_POSTGRES", provider, "throwaway server: embedded (default), system or "
-        "docker[:IMAGE]", group=D)
-declare("HARNESS_MIGRATIONS", directories, "migration directories separated by ':', applied "
-        "in order (default: the packaged migrations)", group=D)
-declare("HARNESS_STATE_DIR", values.text, "where `harness db start` keeps its state file "
-        "(default $XDG_RUNTIME_DIR or the temp dir)", group=D)
+declare(
+    "HARNESS_DSN",
+    dsn,
+    "an existing server to run against, e.g. "
+    "postgresql://user:pw@host/db; set but empty is an error",
+    blank="error",
+    group=D,
+)
+declare(
+    "HARNESS_POSTGRES",
+    provider,
+    "throwaway server: embedded (default), system or docker[:IMAGE]",
+    group=D,
+)
+declare(
+    "HARNESS_MIGRATIONS",
+    directories,
+    "migration directories separated by ':', applied in order (default: the packaged migrations)",
+    group=D,
+)
+declare(
+    "HARNESS_STATE_DIR",
+    values.text,
+    "where `harness db start` keeps its state file (default $XDG_RUNTIME_DIR or the temp dir)",
+    group=D,
+)
 declare("HARNESS_TEST_DSN", dsn, "the test suite's server (pytest --test-dsn)", group=D)
 
 M = "purchases"
-declare("HARNESS_PURCHASE_FLOW", values.choice("atomic", "stepwise", "legacy"),
-        "the purchase flow: atomic, stepwise or legacy (the rollback plan's switch)",
-        "atomic", group=M)
-declare("HARNESS_APP_URL", values.text, "the application's base URL, for download links",
-        MARKETPLACE_CONFIG["APP_URL"], group=M)
-declare("HARNESS_RECONCILE_OLDER_THAN", values.duration, "reconcile only purchases pending "
-        "longer than this", values.parse_duration("5m"), group=M)
+declare(
+    "HARNESS_PURCHASE_FLOW",
+    values.choice("atomic", "stepwise", "legacy"),
+    "the purchase flow: atomic, stepwise or legacy (the rollback plan's switch)",
+    "atomic",
+    group=M,
+)
+declare(
+    "HARNESS_APP_URL",
+    values.text,
+    "the application's base URL, for download links",
+    MARKETPLACE_CONFIG["APP_URL"],
+    group=M,
+)
+declare(
+    "HARNESS_RECONCILE_OLDER_THAN",
+    values.duration,
+    "reconcile only purchases pending longer than this",
+    values.parse_duration("5m"),
+    group=M,
+)
 
 E = "email"
-declare("HARNESS_SMTP_URL", values.text, "smtp://[user:password@]host[:port]"
-        "[?starttls=1&timeout=S]", group=E)
-declare("HARNESS_EMAIL_FROM", values.text, "the sender of every email",
-        group=E)
-declare("HARNESS_EMAIL_RETRY_ATTEMPTS", values.whole(1, 100), "attempts per email job "
-        "before it is dead-lettered", EMAIL_CONFIG["RETRY_ATTEMPTS"], group=E)
-declare("HARNESS_EMAIL_RETRY_BACKOFF_MS", values.whole(0, 3_600_000), "wait after the first "
-        "failed attempt, doubled after each further one", EMAIL_CONFIG["RETRY_BACKOFF_MS"],
-        group=E)
-declare("HARNESS_EMAIL_LEASE_SECONDS", values.number(0.1, 86400), "how long a claimed job "
-        "outlives a worker that stopped renewing it", 60.0, group=E)
-declare("HARNESS_WORKER_CONCURRENCY", values.whole(1, 64), "sending threads of one worker",
-        1, group=E)
+declare(
+    "HARNESS_SMTP_URL",
+    values.text,
+    "smtp://[user:password@]host[:port][?starttls=1&timeout=S]",
+    group=E,
+)
+declare("HARNESS_EMAIL_FROM", values.text, "the sender of every email", group=E)
+declare(
+    "HARNESS_EMAIL_RETRY_ATTEMPTS",
+    values.whole(1, 100),
+    "attempts per email job before it is dead-lettered",
+    EMAIL_CONFIG["RETRY_ATTEMPTS"],
+    group=E,
+)
+declare(
+    "HARNESS_EMAIL_RETRY_BACKOFF_MS",
+    values.whole(0, 3_600_000),
+    "wait after the first failed attempt, doubled after each further one",
+    EMAIL_CONFIG["RETRY_BACKOFF_MS"],
+    group=E,
+)
+declare(
+    "HARNESS_EMAIL_LEASE_SECONDS",
+    values.number(0.1, 86400),
+    "how long a claimed job outlives a worker that stopped renewing it",
+    60.0,
+    group=E,
+)
+declare(
+    "HARNESS_WORKER_CONCURRENCY", values.whole(1, 64), "sending threads of one worker", 1, group=E
+)
 
 V = "verify"
 declare("HARNESS_VERIFY_ONLY", values.names, "run only these categories or check ids", group=V)
 declare("HARNESS_VERIFY_JSON", output_path, "write the JSON report here", group=V)
 declare("HARNESS_VERIFY_JUNIT", output_path, "write a JUnit XML report here", group=V)
-declare("HARNESS_VERIFY_SEED", values.whole(0, 2**63 - 1), "seed of every random choice",
-        0, group=V)
+declare(
+    "HARNESS_VERIFY_SEED", values.whole(0, 2**63 - 1), "seed of every random choice", 0, group=V
+)
 declare("HARNESS_VERIFY_KEEP", values.flag, "leave the scratch databases", False, group=V)
 declare("HARNESS_VERIFY_JOBS", values.whole(1, 32), "checks run at once", 3, group=V)
-declare("HARNESS_LINT_VERBOSE", values.flag, "list the expected drops in rollback files too",
-        False, group=V)
+declare(
+    "HARNESS_LINT_VERBOSE",
+    values.flag,
+    "list the expected drops in rollback files too",
+    False,
+    group=V,
+)
 
 W = "watch"
-declare("HARNESS_WATCH_SINCE", values.duration, "the window to judge",
-        values.parse_duration("15m"), group=W)
+declare(
+    "HARNESS_WATCH_SINCE",
+    values.duration,
+    "the window to judge",
+    values.parse_duration("15m"),
+    group=W,
+)
 declare("HARNESS_WATCH_BASELINE", output_path, "also write the JSON report here", group=W)
-declare("HARNESS_WATCH_PENDING_TIMEOUT", values.duration, "a purchase pending longer is "
-        "stuck", values.parse_duration("5m"), group=W)
-declare("HARNESS_WATCH_MAX_STUCK_PENDING", values.non_negative_int, "stuck purchases allowed",
-        0, group=W)
-declare("HARNESS_WATCH_MAX_ERROR_RATE", values.number(0, 1), "purchase error rate allowed",
-        0.05, group=W)
-declare("HARNESS_WATCH_MIN_ATTEMPTS", values.non_negative_int, "attempts needed before the "
-        "error rate is judged", 20, group=W)
-declare("HARNESS_WATCH_MAX_DEAD_LETTERS", values.non_negative_int, "dead letters allowed",
-        0, group=W)
-declare("HARNESS_WATCH_MAX_FAILING_JOBS", values.non_negative_int, "email jobs retrying "
-        "allowed", 10, group=W)
-declare("HARNESS_WATCH_MAX_VIOLATIONS", values.non_negative_int, "invariant violations "
-        "allowed", 0, group=W)
-declare("HARNESS_WATCH_MAX_MEAN_MS", values.number(0), "slowest statement's mean time "
-        "allowed (with pg_stat_statements)", group=W)
+declare(
+    "HARNESS_WATCH_PENDING_TIMEOUT",
+    values.duration,
+    "a purchase pending longer is stuck",
+    values.parse_duration("5m"),
+    group=W,
+)
+declare(
+    "HARNESS_WATCH_MAX_STUCK_PENDING",
+    values.non_negative_int,
+    "stuck purchases allowed",
+    0,
+    group=W,
+)
+declare(
+    "HARNESS_WATCH_MAX_ERROR_RATE",
+    values.number(0, 1),
+    "purchase error rate allowed",
+    0.05,
+    group=W,
+)
+declare(
+    "HARNESS_WATCH_MIN_ATTEMPTS",
+    values.non_negative_int,
+    "attempts needed before the error rate is judged",
+    20,
+    group=W,
+)
+declare(
+    "HARNESS_WATCH_MAX_DEAD_LETTERS", values.non_negative_int, "dead letters allowed", 0, group=W
+)
+declare(
+    "HARNESS_WATCH_MAX_FAILING_JOBS",
+    values.non_negative_int,
+    "email jobs retrying allowed",
+    10,
+    group=W,
+)
+declare(
+    "HARNESS_WATCH_MAX_VIOLATIONS",
+    values.non_negative_int,
+    "invariant violations allowed",
+    0,
+    group=W,
+)
+declare(
+    "HARNESS_WATCH_MAX_MEAN_MS",
+    values.number(0),
+    "slowest statement's mean time allowed (with pg_stat_statements)",
+    group=W,
+)
 
 G = "gate"
-declare("HARNESS_GATE_APPLY", values.flag, "apply the migrations to the target for real",
-        False, group=G)
+declare(
+    "HARNESS_GATE_APPLY", values.flag, "apply the migrations to the target for real", False, group=G
+)
 declare("HARNESS_GATE_SKIP_TESTS", values.flag, "do not run pytest", False, group=G)
 declare("HARNESS_GATE_ONLY", values.names, "run only these checklist items", group=G)
 declare("HARNESS_GATE_SCENARIO", input_path, "the full-flow scenario file", group=G)
-declare("HARNESS_GATE_BASELINE", output_path, "where the monitoring baseline goes",
-        "reports/watch-baseline.json", group=G)
+declare(
+    "HARNESS_GATE_BASELINE",
+    output_path,
+    "where the monitoring baseline goes",
+    "reports/watch-baseline.json",
+    group=G,
+)
 declare("HARNESS_GATE_JOBS", values.whole(1, 32), "verify checks run at once", 3, group=G)
 declare("HARNESS_GATE_MARKDOWN", output_path, "write a Markdown report here", group=G)
 declare("HARNESS_GATE_JUNIT", output_path, "write a JUnit XML report here", group=G)
 declare("HARNESS_GATE_JSON", output_path, "write the JSON report here", group=G)
-declare("HARNESS_GATE_ACTIVE", values.flag, "set by the gate for the pytest it runs, so the "
-        "suite does not run a gate inside a gate", False, group=G)
+declare(
+    "HARNESS_GATE_ACTIVE",
+    values.flag,
+    "set by the gate for the pytest it runs, so the suite does not run a gate inside a gate",
+    False,
+    group=G,
+)
 
 L = "load and bench"
-declare("HARNESS_SCENARIO", input_path, "scenario whose workspaces, partners and leads a "
-        "load starts from", group=L)
+declare(
+    "HARNESS_SCENARIO",
+    input_path,
+    "scenario whose workspaces, partners and leads a load starts from",
+    group=L,
+)
 declare("HARNESS_LOAD_USERS", values.whole(1, 10_000), "concurrent Locust users", 32, group=L)
 declare("HARNESS_LOAD_SPAWN_RATE", values.number(0.001), "users started per second", group=L)
-declare("HARNESS_LOAD_DURATION", values.duration, "run time of a load",
-        values.parse_duration("30s"), group=L)
+declare(
+    "HARNESS_LOAD_DURATION",
+    values.duration,
+    "run time of a load",
+    values.parse_duration("30s"),
+    group=L,
+)
 declare("HARNESS_LOAD_PROCESSES", values.whole(1, 256), "Locust worker processes", group=L)
-declare("HARNESS_LOAD_FLOW", values.text, "atomic, stepwise, legacy, direct, or weights like "
-        "atomic=2,direct=1", group=L)
+declare(
+    "HARNESS_LOAD_FLOW",
+    values.text,
+    "atomic, stepwise, legacy, direct, or weights like atomic=2,direct=1",
+    group=L,
+)
 declare("HARNESS_LOAD_JSON", output_path, "write the load's JSON report here", group=L)
 declare("HARNESS_LOAD_HTML", output_path, "Locust's HTML report", group=L)
 declare("HARNESS_LOAD_KEEP_LOGS", values.flag, "keep Locust's work directory", False, group=L)
-declare("HARNESS_LOAD_INVARIANTS", values.flag, "the locustfile checks the invariants when "
-        "the test stops", True, group=L)
-declare("HARNESS_LOAD_LEADS_PER_PURCHASE", values.whole(1, 1000), "leads in each load "
-        "purchase", 1, group=L)
-declare("HARNESS_LOAD_THINK_MS", values.whole(0, 600_000), "each Locust user's pause between "
-        "purchases", 0, group=L)
-declare("HARNESS_LOCUSTFILE", input_path, "the locustfile `harness load` runs (default the "
-        "packaged one)", group=L)
+declare(
+    "HARNESS_LOAD_INVARIANTS",
+    values.flag,
+    "the locustfile checks the invariants when the test stops",
+    True,
+    group=L,
+)
+declare(
+    "HARNESS_LOAD_LEADS_PER_PURCHASE",
+    values.whole(1, 1000),
+    "leads in each load purchase",
+    1,
+    group=L,
+)
+declare(
+    "HARNESS_LOAD_THINK_MS",
+    values.whole(0, 600_000),
+    "each Locust user's pause between purchases",
+    0,
+    group=L,
+)
+declare(
+    "HARNESS_LOCUSTFILE",
+    input_path,
+    "the locustfile `harness load` runs (default the packaged one)",
+    group=L,
+)
 declare("HARNESS_BENCH_JSON", output_path, "write the bench's JSON report here", group=L)
-declare("HARNESS_BENCH_CLIENTS", values.whole(1, 1000), "concurrent clients of every bench "
-        "run", 8, group=L)
-declare("HARNESS_BENCH_DURATION", values.whole(1, 86400), "seconds per bench run", 10,
-        group=L)
-declare("HARNESS_BENCH_PROFILE", values.flag, "profile each bench run with "
-        "pg_stat_statements", False, group=L)
+declare(
+    "HARNESS_BENCH_CLIENTS",
+    values.whole(1, 1000),
+    "concurrent clients of every bench run",
+    8,
+    group=L,
+)
+declare("HARNESS_BENCH_DURATION", values.whole(1, 86400), "seconds per bench run", 10, group=L)
+declare(
+    "HARNESS_BENCH_PROFILE",
+    values.flag,
+    "profile each bench run with pg_stat_statements",
+    False,
+    group=L,
+)
 
 
 def table() -> str:

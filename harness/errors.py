@@ -129,10 +129,17 @@ class DomainError(HarnessError):
 
     code: ClassVar[str] = "domain_error"
 
-    def __init__(self, message: str | None = None, *, required: Decimal | None = None,
-                 balance: Decimal | None = None, amount: object = None,
-                 lead_ids: Sequence[UUID] = (), purchase_id: UUID | None = None,
-                 sql_message: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        required: Decimal | None = None,
+        balance: Decimal | None = None,
+        amount: object = None,
+        lead_ids: Sequence[UUID] = (),
+        purchase_id: UUID | None = None,
+        sql_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.required = required
         self.balance = balance
@@ -147,7 +154,6 @@ class DomainError(HarnessError):
             if cls.code in DOMAIN_ERRORS:
                 raise TypeError(f"error code {cls.code!r} declared twice")
             DOMAIN_ERRORS[cls.code] = cls
-
 
 
 class InsufficientCredits(DomainError):

@@ -37,7 +37,10 @@ def source_checkout() -> Path | None:
     """The harness's own source tree when running from it (an editable install or a
     checkout on ``sys.path``), else None: what only the project's own CI may use."""
     root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file() and (root / "tests").is_dir() \
-            and (root / "harness").is_dir():
+    if (
+        (root / "pyproject.toml").is_file()
+        and (root / "tests").is_dir()
+        and (root / "harness").is_dir()
+    ):
         return root
     return None

@@ -37,8 +37,9 @@ class World:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
 
-    def workspace(self, name: str | None = None, balance: Decimal | str | None = None,
-                  members: int = 1) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    def workspace(
+        self, name: str | None = None, balance: Decimal | str | None = None, members: int = 1
+    ) -> tuple[uuid.UUID, list[uuid.UUID]]:
         """A workspace with ``members`` users (the first its owner) and, when ``balance``
         is given, a credits account holding it (0 opens an empty account)."""
         name = name or f"ws-{uuid.uuid4().hex[:10]}"
@@ -61,8 +62,9 @@ class World:
         return uid
 
     def member(self, ws: uuid.UUID, user: uuid.UUID, role: str = "member") -> None:
-        self.conn.execute(db.query(MODULE, "insert-member"),
-                          {"workspace_id": ws, "user_id": user, "role": role})
+        self.conn.execute(
+            db.query(MODULE, "insert-member"), {"workspace_id": ws, "user_id": user, "role": role}
+        )
 
     def account(self, ws: uuid.UUID, balance: Decimal) -> None:
         """A credits account holding ``balance`` (a top-up), or empty for 0."""
@@ -72,34 +74,71 @@ class World:
             self.conn.execute(db.query(MODULE, "open-empty-account"), {"workspace_id": ws})
 
     def top_up(self, ws: uuid.UUID, amount: Decimal | str, package: str = "test") -> Decimal:
-        value = _one(self.conn, "add-credits",
-                     {"workspace_id": ws, "amount": Decimal(amount), "package": package})
+        value = _one(
+            self.conn,
+            "add-credits",
+            {"workspace_id": ws, "amount": Decimal(amount), "package": package},
+        )
         assert isinstance(value, Decimal)
         return value
 
-    def partner(self, name: str | None = None, base: str | Decimal = "0.30",
-                bonus: str | Decimal = "0.05", pass_rate: str | Decimal = "0.97") -> uuid.UUID:
-        pid = _one(self.conn, "insert-partner", {
-            "name": name or f"p-{uuid.uuid4().hex[:8]}", "base": Decimal(base),
-            "bonus": Decimal(bonus), "pass_rate": Decimal(pass_rate)})
+    def partner(
+        self,
+        name: str | None = None,
+        base: str | Decimal = "0.30",
+        bonus: str | Decimal = "0.05",
+        pass_rate: str | Decimal = "0.97",
+    ) -> uuid.UUID:
+        pid = _one(
+            self.conn,
+            "insert-partner",
+            {
+                "name": name or f"p-{uuid.uuid4().hex[:8]}",
+                "base": Decimal(base),
+                "bonus": Decimal(bonus),
+                "pass_rate": Decimal(pass_rate),
+            },
+        )
         assert isinstance(pid, uuid.UUID)
         return pid
 
-    def named_leads(self, name: str, count: int = 1, price: Decimal | str = "1.00",
-                    max_sales: int | None = None, partner: uuid.UUID | None = None,
-                    for_sale: bool = True, age_days: int = 0) -> dict[str, uuid.UUID]:
+    def named_leads(
+        self,
+        name: str,
+        count: int = 1,
+        price: Decimal | str = "1.00",
+        max_sales: int | None = None,
+        partner: uuid.UUID | None = None,
+        for_sale: bool = True,
+        age_days: int = 0,
+    ) -> dict[str, uuid.UUID]:
         """``count`` leads named ``name-0``, ``name-1``, ...: {name: id}."""
-        rows = self.conn.execute(db.query(MODULE, "insert-leads"), {
-            "partner_id": partner, "name": name, "price": Decimal(price),
-            "max_sales": max_sales, "for_sale": for_sale, "age_days": age_days,
-            "count": count}).fetchall()
+        rows = self.conn.execute(
+            db.query(MODULE, "insert-leads"),
+            {
+                "partner_id": partner,
+                "name": name,
+                "price": Decimal(price),
+                "max_sales": max_sales,
+                "for_sale": for_sale,
+                "age_days": age_days,
+                "count": count,
+            },
+        ).fetchall()
         return {r[1]: r[0] for r in rows}
 
-    def leads(self, count: int = 1, price: Decimal | str = "1.00", max_sales: int | None = None,
-              partner: uuid.UUID | None = None, for_sale: bool = True) -> list[uuid.UUID]:
+    def leads(
+        self,
+        count: int = 1,
+        price: Decimal | str = "1.00",
+        max_sales: int | None = None,
+        partner: uuid.UUID | None = None,
+        for_sale: bool = True,
+    ) -> list[uuid.UUID]:
         """``count`` leads, their ids in id order."""
-        made = self.named_leads(f"lead-{uuid.uuid4().hex[:8]}", count, price, max_sales,
-                                partner, for_sale)
+        made = self.named_leads(
+            f"lead-{uuid.uuid4().hex[:8]}", count, price, max_sales, partner, for_sale
+        )
         return sorted(made.values())
 
     def balance(self, ws: uuid.UUID) -> Decimal | None:
@@ -118,7 +157,8 @@ def snapshot(conn: psycopg.Connection) -> dict[str, list[str]]:
     out = {}
     for table in tables(conn):
         rows = conn.execute(
-            sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier(table))).fetchall()
+            sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier(table))
+        ).fetchall()
         out[table] = sorted(r[0] for r in rows)
     return out
 
@@ -145,8 +185,9 @@ T = TypeVar("T")
 BARRIER_TIMEOUT = 60.0
 
 
-def release_together(n: int, work: Callable[[int], T]
-                     ) -> tuple[list[T | BaseException], list[tuple[float, float]]]:
+def release_together(
+    n: int, work: Callable[[int], T]
+) -> tuple[list[T | BaseException], list[tuple[float, float]]]:
     """Run ``work(i)`` for every ``i < n`` in ``n`` threads released at once by a barrier.
 
     Every thread's outcome comes back, in order: its result, or the exception it raised
@@ -167,8 +208,9 @@ def release_together(n: int, work: Callable[[int], T]
             outcomes[i] = exc
         spans[i] = (start, time.monotonic())
 
-    threads = [threading.Thread(target=go, args=(i,), name=f"racer-{i}", daemon=True)
-               for i in range(n)]
+    threads = [
+        threading.Thread(target=go, args=(i,), name=f"racer-{i}", daemon=True) for i in range(n)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -178,8 +220,10 @@ def release_together(n: int, work: Callable[[int], T]
 
 def max_overlap(spans: list[tuple[float, float]]) -> int:
     """The largest number of (start, end) intervals open at one instant."""
-    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans],
+        key=lambda e: (e[0], e[1]),
+    )
     peak = current = 0
     for _, delta in events:
         current += delta
@@ -216,5 +260,12 @@ class InFlightMonitor:
             self._thread.join(timeout=5)
 
 
-__all__ = ["InFlightMonitor", "World", "diff", "max_overlap", "release_together",
-           "snapshot", "tables"]
+__all__ = [
+    "InFlightMonitor",
+    "World",
+    "diff",
+    "max_overlap",
+    "release_together",
+    "snapshot",
+    "tables",
+]

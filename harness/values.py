@@ -85,8 +85,7 @@ def amount(text: object, *, positive: bool = False, allow_zero: bool = True) -> 
     Exponents (``1e2``), ``NaN``, infinities, thousands separators and fractions of a
     cent are refused: an amount is never rounded or reinterpreted silently."""
     if isinstance(text, bool) or not isinstance(text, str | int | Decimal):
-        raise ValueError(f"not an amount: {text!r} (write it as a quoted decimal, e.g. "
-                         "\"12.50\")")
+        raise ValueError(f'not an amount: {text!r} (write it as a quoted decimal, e.g. "12.50")')
     raw = str(text).strip()
     if not _PLAIN_DECIMAL.fullmatch(raw):
         raise ValueError(f"not a plain decimal amount: {str(text)[:40]!r} (e.g. 12.50)")
@@ -161,6 +160,18 @@ def text(text: str) -> str:
 
 
 __all__ = [
-    "CENT", "MAX_AMOUNT", "amount", "choice", "duration", "flag", "names", "non_negative_int",
-    "number", "parse_duration", "positive_int", "show_duration", "text", "whole",
+    "CENT",
+    "MAX_AMOUNT",
+    "amount",
+    "choice",
+    "duration",
+    "flag",
+    "names",
+    "non_negative_int",
+    "number",
+    "parse_duration",
+    "positive_int",
+    "show_duration",
+    "text",
+    "whole",
 ]

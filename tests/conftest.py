@@ -44,8 +44,9 @@ def _server(config: pytest.Config) -> servers.Server:
     global _SERVER
     if _SERVER is None:
         dsn = config.getoption("--test-dsn")
-        _SERVER = servers.start_server(dsn=dsn, postgres=None if dsn else
-                                       config.getoption("--postgres"))
+        _SERVER = servers.start_server(
+            dsn=dsn, postgres=None if dsn else config.getoption("--postgres")
+        )
     return _SERVER
 
 

@@ -38,8 +38,14 @@ class Sink:
     :meth:`release` (then accepts, or refuses when ``refuse_after_stall``), and delays
     every DATA by ``delay`` seconds."""
 
-    def __init__(self, *, refuse_first: int = 0, stall_first: int = 0,
-                 refuse_after_stall: bool = False, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        refuse_first: int = 0,
+        stall_first: int = 0,
+        refuse_after_stall: bool = False,
+        delay: float = 0.0,
+    ) -> None:
         self.refuse_first = refuse_first
         self.stall_first = stall_first
         self.refuse_after_stall = refuse_after_stall
@@ -70,9 +76,15 @@ class Sink:
             await asyncio.sleep(self.delay)
         msg = email.message_from_bytes(envelope.content)
         with self._lock:
-            self.deliveries.append(Delivery(
-                message_id=msg["Message-ID"], recipients=tuple(envelope.rcpt_tos),
-                message=msg, started=started, finished=time.monotonic()))
+            self.deliveries.append(
+                Delivery(
+                    message_id=msg["Message-ID"],
+                    recipients=tuple(envelope.rcpt_tos),
+                    message=msg,
+                    started=started,
+                    finished=time.monotonic(),
+                )
+            )
         return "250 OK"
 
     def message_ids(self) -> Counter[str]:
@@ -103,6 +115,7 @@ def _authenticate(users: dict[str, str]):
         login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else ""
         password = auth_data.password.decode() if isinstance(auth_data.password, bytes) else ""
         return AuthResult(success=users.get(login) == password and login in users)
+
     return check
 
 
@@ -112,8 +125,11 @@ def running(sink: Sink, *, users: dict[str, str] | None = None) -> Iterator[str]
     port = free_port()
     kwargs = {}
     if users is not None:
-        kwargs = {"authenticator": _authenticate(users), "auth_require_tls": False,
-                  "auth_required": True}
+        kwargs = {
+            "authenticator": _authenticate(users),
+            "auth_require_tls": False,
+            "auth_required": True,
+        }
     controller = Controller(sink, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     try:

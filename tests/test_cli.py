@@ -18,8 +18,10 @@ from harness.db.migrations import Migrator
 
 def tables(dsn):
     with database.connect(dsn) as conn:
-        return sorted(r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+        return sorted(
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        )
 
 
 def one_error_line(capsys) -> str:
@@ -75,10 +77,18 @@ def test_a_failing_migration_exits_1_and_leaves_no_trace_of_itself(empty_db, tmp
     bad.mkdir()
     (bad / "0100_bad.sql").write_text(
         "-- depends: 0003_email_outbox\n"
-        "CREATE TABLE half_done (id int);\nSELECT no_such_function();\n")
+        "CREATE TABLE half_done (id int);\nSELECT no_such_function();\n"
+    )
     (bad / "0100_bad.rollback.sql").write_text("DROP TABLE half_done;\n")
-    argv = ["migrate", "--dsn", empty_db, "--migrations", str(ROOT / "migrations"),
-            "--migrations", str(bad)]
+    argv = [
+        "migrate",
+        "--dsn",
+        empty_db,
+        "--migrations",
+        str(ROOT / "migrations"),
+        "--migrations",
+        str(bad),
+    ]
     assert cli(argv) == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "0100_bad failed" in line and "no_such_function" in line
@@ -108,8 +118,13 @@ def test_db_start_keeps_a_server_that_later_commands_use_until_db_stop(tmp_path)
     env.pop("HARNESS_POSTGRES", None)
 
     def harness(*args):
-        return subprocess.run([sys.executable, "-m", "harness", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "harness", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     started = harness("db", "start")
     assert started.returncode == 0, started.stderr

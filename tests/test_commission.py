@@ -34,8 +34,9 @@ OLD = NOW - timedelta(days=FRESH_DAYS + 30)
 
 
 def test_base_rate_alone_for_an_old_lead_of_an_unverified_partner():
-    c = calculate_commission(Decimal("10.00"), P(Decimal("0.30"), Decimal("0.05"),
-                                                 Decimal("0.50")), OLD, NOW)
+    c = calculate_commission(
+        Decimal("10.00"), P(Decimal("0.30"), Decimal("0.05"), Decimal("0.50")), OLD, NOW
+    )
     assert (c.rate, c.amount, c.bonuses) == (Decimal("0.30"), Decimal("3.00"), ())
 
 
@@ -57,17 +58,20 @@ def test_freshness_bonus_up_to_exactly_the_configured_days():
 
 
 def test_rate_is_capped_at_one_and_amount_at_the_price():
-    c = calculate_commission(Decimal("1.99"), P(Decimal("0.99"), Decimal("0.50"), Decimal("1")),
-                             NOW, NOW)
+    c = calculate_commission(
+        Decimal("1.99"), P(Decimal("0.99"), Decimal("0.50"), Decimal("1")), NOW, NOW
+    )
     assert c.rate == 1 and c.amount == Decimal("1.99")
     assert c.bonuses == ("verification", "freshness")
 
 
 def test_amount_rounds_half_up_to_cents():
-    assert calculate_commission(Decimal("0.05"), P(Decimal("0.30")), OLD, NOW).amount \
-        == Decimal("0.02")  # 0.015 -> 0.02
-    assert calculate_commission(Decimal("0.05"), P(Decimal("0.10")), OLD, NOW).amount \
-        == Decimal("0.01")  # 0.005 -> 0.01
+    assert calculate_commission(Decimal("0.05"), P(Decimal("0.30")), OLD, NOW).amount == Decimal(
+        "0.02"
+    )  # 0.015 -> 0.02
+    assert calculate_commission(Decimal("0.05"), P(Decimal("0.10")), OLD, NOW).amount == Decimal(
+        "0.01"
+    )  # 0.005 -> 0.01
 
 
 rates = st.decimals(min_value=0, max_value=1, places=4)
@@ -86,8 +90,9 @@ def test_rate_between_zero_and_one_and_amount_at_most_the_price(price, partner, 
 
 @given(prices, partners, ages)
 def test_commission_is_deterministic(price, partner, age):
-    assert calculate_commission(price, partner, NOW - age, NOW) == \
-        calculate_commission(price, partner, NOW - age, NOW)
+    assert calculate_commission(price, partner, NOW - age, NOW) == calculate_commission(
+        price, partner, NOW - age, NOW
+    )
 
 
 @given(prices, partners, rates, ages)
@@ -103,12 +108,18 @@ def sql_commission(conn):
     config = Jsonb(sql_config())
 
     def run(price, partner, created, sale):
-        return conn.execute(query("repository", "calculate_commission"), {
-            "sale_price": price, "base_rate": partner.base_commission_rate,
-            "bonus_rate": partner.bonus_commission_rate,
-            "pass_rate": partner.verification_pass_rate, "lead_created_at": created,
-            "sale_date": sale, "config": config,
-        }).fetchone()
+        return conn.execute(
+            query("repository", "calculate_commission"),
+            {
+                "sale_price": price,
+                "base_rate": partner.base_commission_rate,
+                "bonus_rate": partner.bonus_commission_rate,
+                "pass_rate": partner.verification_pass_rate,
+                "lead_created_at": created,
+                "sale_date": sale,
+                "config": config,
+            },
+        ).fetchone()
 
     return run
 
@@ -120,11 +131,13 @@ around_edges = st.one_of(
 pass_rates = st.one_of(rates, st.sampled_from([THRESHOLD - Decimal("0.0001"), THRESHOLD]))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          deadline=None)
+@settings(
+    max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
 @given(prices, rates, rates, pass_rates, around_edges)
-def test_python_and_sql_compute_the_same_commission(sql_commission, price, base, bonus,
-                                                    pass_rate, age):
+def test_python_and_sql_compute_the_same_commission(
+    sql_commission, price, base, bonus, pass_rate, age
+):
     partner = P(base, bonus, pass_rate)
     py = calculate_commission(price, partner, NOW - age, NOW)
     rate, amount, bonuses = sql_commission(price, partner, NOW - age, NOW)

@@ -16,8 +16,12 @@ from harness.cli.deploy import cli_commands
 from harness.proofs.gate import documentation, documentation_gaps
 
 LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(\s*([^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
-         *sorted(ROOT.glob("*/README.md")), *sorted(ROOT.glob("examples/*/README.md"))]
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted(ROOT.glob("*/README.md")),
+    *sorted(ROOT.glob("examples/*/README.md")),
+]
 
 
 def test_the_command_list_is_derived_from_the_parser():
@@ -68,9 +72,15 @@ def dangling_links(pages: list[Path]) -> list[str]:
             where = f"{page.relative_to(ROOT)}: {target}"
             if not dest.exists():
                 bad.append(f"{where}: no such file")
-            elif fragment and (dest.suffix != ".md" or _slug(fragment) not in {
-                    _slug(line.lstrip("#")) for line in _prose(dest.read_text()).splitlines()
-                    if line.startswith("#")}):
+            elif fragment and (
+                dest.suffix != ".md"
+                or _slug(fragment)
+                not in {
+                    _slug(line.lstrip("#"))
+                    for line in _prose(dest.read_text()).splitlines()
+                    if line.startswith("#")
+                }
+            ):
                 bad.append(f"{where}: no such heading")
     return bad
 
@@ -95,5 +105,6 @@ def test_the_link_check_finds_a_dangling_link(tmp_path):
 
 def test_the_variables_table_in_the_docs_is_the_declared_one():
     text = (ROOT / "docs" / "cli.md").read_text()
-    assert env.table() in text, "regenerate: python -c 'from harness import env; " \
-                                "print(env.table())'"
+    assert env.table() in text, (
+        "regenerate: python -c 'from harness import env; print(env.table())'"
+    )

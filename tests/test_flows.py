@@ -49,8 +49,9 @@ def req(ws, user, leads, key=None):
 
 
 def ledger_sum(conn, ws):
-    return conn.execute("SELECT coalesce(sum(amount), 0) FROM credit_ledger "
-                        "WHERE workspace_id = %s", (ws,)).fetchone()[0]
+    return conn.execute(
+        "SELECT coalesce(sum(amount), 0) FROM credit_ledger WHERE workspace_id = %s", (ws,)
+    ).fetchone()[0]
 
 
 def run_together(n, work):
@@ -88,39 +89,67 @@ def test_a_purchase_leaves_exactly_what_the_spec_promises(conn, world, pool, flo
     leads = world.leads(2, price="1.50", partner=partner) + world.leads(1, price="2.00")
     result = PurchaseService(pool, flow).purchase(req(ws, user, leads))
 
-    assert (result.new_balance, result.total_price, result.replayed) == \
-        (Decimal("5.00"), Decimal("5.00"), False)
+    assert (result.new_balance, result.total_price, result.replayed) == (
+        Decimal("5.00"),
+        Decimal("5.00"),
+        False,
+    )
     assert world.balance(ws) == Decimal("5.00") == ledger_sum(conn, ws)
     status, total_leads, credits_used, total_used = conn.execute(
         "SELECT p.status::text, p.total_leads, p.credits_used, c.total_used "
         "FROM marketplace_purchases p JOIN workspace_credits c "
         "ON c.workspace_id = p.buyer_workspace_id WHERE p.id = %s",
-        (result.purchase_id,)).fetchone()
-    assert (status, total_leads, credits_used, total_used) == \
-        ("completed", 3, Decimal("5.00"), Decimal("5.00"))
+        (result.purchase_id,),
+    ).fetchone()
+    assert (status, total_leads, credits_used, total_used) == (
+        "completed",
+        3,
+        Decimal("5.00"),
+        Decimal("5.00"),
+    )
 
-    items = {r[0]: r[1:] for r in conn.execute(
-        "SELECT lead_id, price_at_purchase, partner_id, commission_rate, commission_amount, "
-        "commission_bonuses FROM marketplace_purchase_items WHERE purchase_id = %s",
-        (result.purchase_id,))}
+    items = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT lead_id, price_at_purchase, partner_id, commission_rate, commission_amount, "
+            "commission_bonuses FROM marketplace_purchase_items WHERE purchase_id = %s",
+            (result.purchase_id,),
+        )
+    }
     # Fresh lead of a verified partner: 0.30 base + 0.05 verification + 0.02 freshness.
-    assert items[leads[0]] == (Decimal("1.50"), partner, Decimal("0.3700"), Decimal("0.56"),
-                               ["verification", "freshness"])
+    assert items[leads[0]] == (
+        Decimal("1.50"),
+        partner,
+        Decimal("0.3700"),
+        Decimal("0.56"),
+        ["verification", "freshness"],
+    )
     assert items[leads[2]] == (Decimal("2.00"), None, None, None, [])
 
     sold = dict(conn.execute("SELECT id, sold_count FROM leads WHERE id = ANY(%s)", (leads,)))
     assert set(sold.values()) == {1}
-    assert conn.execute("SELECT count(*) FROM lead_reservations WHERE purchase_id = %s",
-                        (result.purchase_id,)).fetchone()[0] == 3
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM lead_reservations WHERE purchase_id = %s", (result.purchase_id,)
+        ).fetchone()[0]
+        == 3
+    )
 
-    payload = conn.execute("SELECT payload FROM email_jobs WHERE purchase_id = %s "
-                           "AND kind = 'purchase_confirmation'",
-                           (result.purchase_id,)).fetchone()[0]
+    payload = conn.execute(
+        "SELECT payload FROM email_jobs WHERE purchase_id = %s AND kind = 'purchase_confirmation'",
+        (result.purchase_id,),
+    ).fetchone()[0]
     email = conn.execute("SELECT email FROM users WHERE id = %s", (user,)).fetchone()[0]
-    assert {k: payload[k] for k in ("email", "total_leads", "total_price", "purchase_id",
-                                    "download_url")} == {
-        "email": email, "total_leads": 3, "total_price": "5.00",
-        "purchase_id": str(result.purchase_id), "download_url": download_url(result.purchase_id)}
+    assert {
+        k: payload[k]
+        for k in ("email", "total_leads", "total_price", "purchase_id", "download_url")
+    } == {
+        "email": email,
+        "total_leads": 3,
+        "total_price": "5.00",
+        "purchase_id": str(result.purchase_id),
+        "download_url": download_url(result.purchase_id),
+    }
     expires = datetime.fromisoformat(payload["download_expires_at"])
     assert expires.utcoffset() == timedelta(0)
     assert abs(expires - datetime.now(UTC) - timedelta(days=90)) < timedelta(minutes=5)
@@ -141,11 +170,18 @@ def test_the_flows_write_the_same_items_and_email_payload(conn, world, pool):
         item = conn.execute(
             "SELECT price_at_purchase, commission_rate, commission_amount, commission_bonuses "
             "FROM marketplace_purchase_items WHERE purchase_id = %s",
-            (result.purchase_id,)).fetchone()
-        payload = conn.execute("SELECT payload FROM email_jobs WHERE purchase_id = %s",
-                               (result.purchase_id,)).fetchone()[0]
-        seen[flow] = (item, sorted(payload), payload["name"], payload["total_price"],
-                      len(payload["download_expires_at"]))
+            (result.purchase_id,),
+        ).fetchone()
+        payload = conn.execute(
+            "SELECT payload FROM email_jobs WHERE purchase_id = %s", (result.purchase_id,)
+        ).fetchone()[0]
+        seen[flow] = (
+            item,
+            sorted(payload),
+            payload["name"],
+            payload["total_price"],
+            len(payload["download_expires_at"]),
+        )
     assert seen["atomic"] == seen["stepwise"] == seen["legacy"], seen
     assert seen["atomic"][2] == "Valued Customer"
 
@@ -165,6 +201,7 @@ def test_add_purchase_items_writes_every_item_in_one_statement(conn, world, pool
     repo = Repository(pool)
     pid, _ = repo.purchase_with_credits(ws, user, leads, Decimal("3.00"))
     from harness.money.service import purchase_items
+
     items = purchase_items(repo.load_leads(leads), datetime.now(UTC))
     assert repo.add_purchase_items(pid, items) == 3
     assert repo.mark_leads_sold_batch(leads) == 3
@@ -187,11 +224,13 @@ def test_a_lead_that_sold_out_behind_the_reservations_is_refused_and_refunded(ow
     p = database.pool(own_db, max_size=2)
     with database.connect(own_db) as conn:
         from conftest import World
+
         world = World(conn)
         ws, (user,) = world.workspace(balance="5.00")
         leads = world.leads(2, max_sales=1)
-        conn.execute("UPDATE leads SET sold_count = 1, first_sold_at = now() WHERE id = %s",
-                     (leads[1],))
+        conn.execute(
+            "UPDATE leads SET sold_count = 1, first_sold_at = now() WHERE id = %s", (leads[1],)
+        )
         with pytest.raises(DomainError) as info:
             PurchaseService(p, flow).purchase(req(ws, user, leads, "k"))
         assert info.value.code == "leads_no_longer_available"
@@ -220,16 +259,19 @@ def test_concurrent_purchases_never_overdraw_a_hot_wallet(conn, db, world, pool)
     def sample():
         with database.connect(db) as mon:
             while not stop.is_set():
-                active.append(mon.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                    "AND query LIKE '%%purchase_leads_atomic(%%' AND pid <> pg_backend_pid()"
-                ).fetchone()[0])
+                active.append(
+                    mon.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                        "AND query LIKE '%%purchase_leads_atomic(%%' AND pid <> pg_backend_pid()"
+                    ).fetchone()[0]
+                )
 
     monitor = threading.Thread(target=sample)
     monitor.start()
     try:
         results, spans = run_together(
-            n, lambda i: service.purchase(req(ws, users[i % 3], [leads[i]])))
+            n, lambda i: service.purchase(req(ws, users[i % 3], [leads[i]]))
+        )
     finally:
         stop.set()
         monitor.join()
@@ -256,8 +298,9 @@ def test_overlapping_lead_sets_in_opposite_orders_never_deadlock(conn, world, po
 
     results, _ = run_together(len(buyers), work)
     assert all(not isinstance(r, str | Exception) for r in results), results
-    assert {r[0] for r in conn.execute("SELECT sold_count FROM leads WHERE id = ANY(%s)",
-                                       (leads,))} == {8}
+    assert {
+        r[0] for r in conn.execute("SELECT sold_count FROM leads WHERE id = ANY(%s)", (leads,))
+    } == {8}
 
 
 @pytest.mark.parametrize("flow", ["atomic", "stepwise"])
@@ -266,7 +309,8 @@ def test_an_exclusive_lead_raced_by_many_workspaces_is_sold_once(conn, world, po
     buyers = [world.workspace(balance="5.00") for _ in range(6)]
     service = PurchaseService(pool, flow)
     results, _ = run_together(
-        len(buyers), lambda i: service.purchase(req(buyers[i][0], buyers[i][1][0], [lead])))
+        len(buyers), lambda i: service.purchase(req(buyers[i][0], buyers[i][1][0], [lead]))
+    )
     assert sum(not isinstance(r, str | Exception) for r in results) == 1
     assert {r for r in results if isinstance(r, str)} == {"leads_no_longer_available"}
     assert conn.execute("SELECT sold_count FROM leads WHERE id = %s", (lead,)).fetchone()[0] == 1
@@ -275,6 +319,7 @@ def test_an_exclusive_lead_raced_by_many_workspaces_is_sold_once(conn, world, po
 def test_the_legacy_flow_loses_updates_under_concurrency(own_db):
     with database.connect(own_db) as conn:
         from conftest import World
+
         world = World(conn)
         ws, (user,) = world.workspace(balance="5.00")
         leads = world.leads(16)
@@ -297,6 +342,7 @@ def test_the_legacy_flow_needs_nothing_beyond_the_base_schema(own_db):
         assert [s.id for s in m.status() if s.applied] == ["0001_base_schema"]
     with database.connect(own_db) as conn:
         from conftest import World
+
         world = World(conn)
         ws, (user,) = world.workspace(balance="5.00")
         leads = world.leads(2)

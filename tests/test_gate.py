@@ -14,17 +14,35 @@ from harness.proofs.gate import CHECKLIST, GATE_ENV, Options, run_gate
 
 PWC = "purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)"
 
+
 def tables(dsn: str) -> set[str]:
     with database.connect(dsn) as conn:
-        return {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        return {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
 
 
 def test_gate_is_green_on_the_project_and_writes_every_report(admin_dsn, tmp_path, capsys):
     md, xml, js = tmp_path / "gate.md", tmp_path / "gate.xml", tmp_path / "gate.json"
-    code = cli(["gate", "--dsn", admin_dsn, "--skip-tests", "--only", "migrations,flow,monitor",
-                "--markdown", str(md), "--junit", str(xml), "--json", str(js),
-                "--baseline", str(tmp_path / "baseline.json")])
+    code = cli(
+        [
+            "gate",
+            "--dsn",
+            admin_dsn,
+            "--skip-tests",
+            "--only",
+            "migrations,flow,monitor",
+            "--markdown",
+            str(md),
+            "--junit",
+            str(xml),
+            "--json",
+            str(js),
+            "--baseline",
+            str(tmp_path / "baseline.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "GATE PASSED" in out
@@ -39,15 +57,30 @@ def test_gate_is_green_on_the_project_and_writes_every_report(admin_dsn, tmp_pat
 
 
 def test_gate_is_red_on_a_broken_example_and_names_the_item(admin_dsn, tmp_path, capsys):
-    code = cli(["gate", "--dsn", admin_dsn, "--skip-tests", "--only", "rollback",
-                "--migrations", str(ROOT / "migrations"),
-                "--migrations", str(ROOT / "examples/broken/replace_loses_search_path"),
-                "--json", str(tmp_path / "gate.json")])
+    code = cli(
+        [
+            "gate",
+            "--dsn",
+            admin_dsn,
+            "--skip-tests",
+            "--only",
+            "rollback",
+            "--migrations",
+            str(ROOT / "migrations"),
+            "--migrations",
+            str(ROOT / "examples/broken/replace_loses_search_path"),
+            "--json",
+            str(tmp_path / "gate.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "GATE FAILED: #10 Rollback rehearsal (Rollback Plan)" in out
-    (item,) = [i for i in json.loads((tmp_path / "gate.json").read_text())["items"]
-               if i["key"] == "rollback"]
+    (item,) = [
+        i
+        for i in json.loads((tmp_path / "gate.json").read_text())["items"]
+        if i["key"] == "rollback"
+    ]
     assert item["status"] == "FAIL"
     assert f"{PWC}: search_path no longer pinned after rolling back" in item["evidence"]
 

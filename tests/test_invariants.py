@@ -21,23 +21,32 @@ def names(conn, **kwargs) -> set[str]:
 
 def buy(conn, ws, user, leads, *, complete=True, email=True) -> uuid.UUID:
     """A credit purchase the way the stepwise flow makes it, from the real functions."""
-    total = conn.execute("SELECT sum(marketplace_price) FROM leads WHERE id = ANY(%s)",
-                         (leads,)).fetchone()[0]
+    total = conn.execute(
+        "SELECT sum(marketplace_price) FROM leads WHERE id = ANY(%s)", (leads,)
+    ).fetchone()[0]
     ok, err, _, pid = conn.execute(
         "SELECT * FROM purchase_with_credits(%s, %s, %s::uuid[], %s, %s)",
-        (ws, user, leads, total, total)).fetchone()
+        (ws, user, leads, total, total),
+    ).fetchone()
     assert ok, err
     if not complete:
         return pid
     conn.execute(
         "INSERT INTO marketplace_purchase_items (purchase_id, lead_id, price_at_purchase) "
-        "SELECT %s, id, marketplace_price FROM leads WHERE id = ANY(%s)", (pid, leads))
+        "SELECT %s, id, marketplace_price FROM leads WHERE id = ANY(%s)",
+        (pid, leads),
+    )
     conn.execute("SELECT mark_leads_sold_batch(%s::uuid[])", (leads,))
-    conn.execute("UPDATE marketplace_purchases SET status = 'completed', completed_at = now() "
-                 "WHERE id = %s", (pid,))
+    conn.execute(
+        "UPDATE marketplace_purchases SET status = 'completed', completed_at = now() WHERE id = %s",
+        (pid,),
+    )
     if email:
-        conn.execute("INSERT INTO email_jobs (kind, payload, purchase_id, workspace_id) "
-                     "VALUES ('purchase_confirmation', '{}', %s, %s)", (pid, ws))
+        conn.execute(
+            "INSERT INTO email_jobs (kind, payload, purchase_id, workspace_id) "
+            "VALUES ('purchase_confirmation', '{}', %s, %s)",
+            (pid, ws),
+        )
     return pid
 
 
@@ -50,8 +59,17 @@ def shop(conn, world):
     open1, open2 = world.leads(2, price="1.00")
     pa = buy(conn, a, ua, [exclusive, open1])
     pb = buy(conn, b, ub, [open1])
-    return {"a": a, "ua": ua, "b": b, "ub": ub, "exclusive": exclusive, "open1": open1,
-            "open2": open2, "pa": pa, "pb": pb}
+    return {
+        "a": a,
+        "ua": ua,
+        "b": b,
+        "ub": ub,
+        "exclusive": exclusive,
+        "open1": open1,
+        "open2": open2,
+        "pa": pa,
+        "pb": pb,
+    }
 
 
 def test_a_clean_database_holds_every_invariant(conn, shop):
@@ -71,8 +89,7 @@ def test_the_check_leaves_the_connection_idle_and_works_without_autocommit(db, s
 
 def test_negative_balance_is_reported(conn, shop):
     conn.execute("ALTER TABLE workspace_credits DROP CONSTRAINT workspace_credits_balance_check")
-    conn.execute("UPDATE workspace_credits SET balance = -1 WHERE workspace_id = %s",
-                 (shop["a"],))
+    conn.execute("UPDATE workspace_credits SET balance = -1 WHERE workspace_id = %s", (shop["a"],))
     found = check_invariants(conn)
     # A balance below zero can only disagree with the ledger or show an overdraft in it.
     assert {v.name for v in found} == {"negative_balance", "balance_ledger_mismatch"}
@@ -81,8 +98,9 @@ def test_negative_balance_is_reported(conn, shop):
 
 
 def test_balance_that_differs_from_its_ledger_is_reported(conn, shop):
-    conn.execute("UPDATE workspace_credits SET balance = balance + 1 WHERE workspace_id = %s",
-                 (shop["b"],))
+    conn.execute(
+        "UPDATE workspace_credits SET balance = balance + 1 WHERE workspace_id = %s", (shop["b"],)
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["balance_ledger_mismatch"]
     assert found[0].rows[0]["ledger_sum"] == Decimal("9.00")
@@ -94,10 +112,13 @@ def test_ledger_overdraft_is_reported_even_when_balance_and_ledger_agree(conn, w
     # A debit recorded before any credit: the ledger ran below zero.
     conn.execute(
         "INSERT INTO marketplace_purchases (buyer_workspace_id, buyer_user_id, total_leads, "
-        "total_price, credits_used) VALUES (%s, %s, 1, 1.00, 1.00)", (ws, user))
+        "total_price, credits_used) VALUES (%s, %s, 1, 1.00, 1.00)",
+        (ws, user),
+    )
     conn.execute("SELECT add_credits(%s, 1.00, 'late')", (ws,))
-    conn.execute("UPDATE workspace_credits SET balance = 0, total_used = 1 "
-                 "WHERE workspace_id = %s", (ws,))
+    conn.execute(
+        "UPDATE workspace_credits SET balance = 0, total_used = 1 WHERE workspace_id = %s", (ws,)
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["ledger_overdraft"]
     assert "overdraft" in found[0].detail
@@ -112,9 +133,11 @@ def test_a_lost_update_shows_as_overdraft_and_ledger_mismatch(conn, world):
         conn.execute(
             "INSERT INTO marketplace_purchases (buyer_workspace_id, buyer_user_id, "
             "total_leads, total_price, credits_used) VALUES (%s, %s, 1, 1.00, 1.00)",
-            (ws, user))
-    conn.execute("UPDATE workspace_credits SET balance = 0, total_used = 2 "
-                 "WHERE workspace_id = %s", (ws,))
+            (ws, user),
+        )
+    conn.execute(
+        "UPDATE workspace_credits SET balance = 0, total_used = 2 WHERE workspace_id = %s", (ws,)
+    )
     found = {v.name: v for v in check_invariants(conn)}
     assert set(found) == {"balance_ledger_mismatch", "ledger_overdraft"}
     assert "overdraft" in found["ledger_overdraft"].detail
@@ -123,33 +146,42 @@ def test_a_lost_update_shows_as_overdraft_and_ledger_mismatch(conn, world):
 
 
 def test_total_used_that_differs_from_purchases_is_reported(conn, shop):
-    conn.execute("UPDATE workspace_credits SET total_used = total_used + 0.01 "
-                 "WHERE workspace_id = %s", (shop["a"],))
+    conn.execute(
+        "UPDATE workspace_credits SET total_used = total_used + 0.01 WHERE workspace_id = %s",
+        (shop["a"],),
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["total_used_mismatch"]
     assert found[0].rows[0]["credits_of_purchases"] == Decimal("3.00")
 
 
 def test_refunded_purchases_do_not_count_towards_total_used(conn, shop):
-    conn.execute("UPDATE marketplace_purchases SET status = 'refunded', refunded_at = now(), "
-                 "completed_at = NULL WHERE id = %s", (shop["pb"],))
+    conn.execute(
+        "UPDATE marketplace_purchases SET status = 'refunded', refunded_at = now(), "
+        "completed_at = NULL WHERE id = %s",
+        (shop["pb"],),
+    )
     assert "total_used_mismatch" in names(conn)
-    conn.execute("UPDATE workspace_credits SET total_used = 0, balance = 10 "
-                 "WHERE workspace_id = %s", (shop["b"],))
+    conn.execute(
+        "UPDATE workspace_credits SET total_used = 0, balance = 10 WHERE workspace_id = %s",
+        (shop["b"],),
+    )
     assert "total_used_mismatch" not in names(conn)
 
 
 def test_completed_purchase_whose_items_do_not_add_up_is_reported(conn, shop):
-    conn.execute("UPDATE marketplace_purchase_items SET price_at_purchase = 2.50 "
-                 "WHERE purchase_id = %s AND lead_id = %s", (shop["pa"], shop["open1"]))
+    conn.execute(
+        "UPDATE marketplace_purchase_items SET price_at_purchase = 2.50 "
+        "WHERE purchase_id = %s AND lead_id = %s",
+        (shop["pa"], shop["open1"]),
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["completed_purchase_items_mismatch"]
     assert found[0].rows[0]["item_total"] == Decimal("4.50")
 
 
 def test_completed_purchase_missing_an_item_is_reported(conn, shop):
-    conn.execute("UPDATE marketplace_purchases SET total_leads = 3 WHERE id = %s",
-                 (shop["pa"],))
+    conn.execute("UPDATE marketplace_purchases SET total_leads = 3 WHERE id = %s", (shop["pa"],))
     assert names(conn) == {"completed_purchase_items_mismatch"}
 
 
@@ -161,15 +193,19 @@ def test_sold_count_that_differs_from_completed_sales_is_reported(conn, shop):
 
 
 def test_a_sale_never_counted_is_reported(conn, shop):
-    conn.execute("UPDATE leads SET sold_count = 0, first_sold_at = NULL WHERE id = %s",
-                 (shop["open1"],))
+    conn.execute(
+        "UPDATE leads SET sold_count = 0, first_sold_at = NULL WHERE id = %s", (shop["open1"],)
+    )
     assert names(conn) == {"sold_count_mismatch"}
 
 
 def test_pending_purchase_between_mark_sold_and_complete_is_tolerated(conn, shop):
     pid = buy(conn, shop["a"], shop["ua"], [shop["open2"]], complete=False)
-    conn.execute("INSERT INTO marketplace_purchase_items (purchase_id, lead_id, "
-                 "price_at_purchase) VALUES (%s, %s, 1.00)", (pid, shop["open2"]))
+    conn.execute(
+        "INSERT INTO marketplace_purchase_items (purchase_id, lead_id, "
+        "price_at_purchase) VALUES (%s, %s, 1.00)",
+        (pid, shop["open2"]),
+    )
     assert names(conn) == set()
     conn.execute("SELECT mark_leads_sold_batch(%s::uuid[])", ([shop["open2"]],))
     assert names(conn) == set()
@@ -193,12 +229,19 @@ def test_lead_bought_twice_by_one_workspace_is_reported(conn, shop):
         "INSERT INTO marketplace_purchases (buyer_workspace_id, buyer_user_id, total_leads, "
         "total_price, payment_method, status, completed_at) "
         "VALUES (%s, %s, 1, 1.00, 'card', 'completed', now()) RETURNING id",
-        (a, shop["ua"])).fetchone()[0]
-    conn.execute("INSERT INTO marketplace_purchase_items (purchase_id, lead_id, "
-                 "price_at_purchase) VALUES (%s, %s, 1.00)", (pid, lead))
+        (a, shop["ua"]),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO marketplace_purchase_items (purchase_id, lead_id, "
+        "price_at_purchase) VALUES (%s, %s, 1.00)",
+        (pid, lead),
+    )
     conn.execute("UPDATE leads SET sold_count = sold_count + 1 WHERE id = %s", (lead,))
-    conn.execute("INSERT INTO email_jobs (kind, payload, purchase_id) "
-                 "VALUES ('purchase_confirmation', '{}', %s)", (pid,))
+    conn.execute(
+        "INSERT INTO email_jobs (kind, payload, purchase_id) "
+        "VALUES ('purchase_confirmation', '{}', %s)",
+        (pid,),
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["lead_bought_twice"]
     assert found[0].rows[0]["workspace"] == "a"
@@ -209,8 +252,10 @@ def test_purchase_stuck_in_pending_is_reported_only_past_the_timeout(conn, shop)
     pid = buy(conn, shop["a"], shop["ua"], [shop["open2"]], complete=False)
     assert names(conn) == set()  # no timeout given: not checked
     assert names(conn, pending_timeout=timedelta(hours=1)) == set()
-    conn.execute("UPDATE marketplace_purchases SET created_at = now() - interval '10 minutes' "
-                 "WHERE id = %s", (pid,))
+    conn.execute(
+        "UPDATE marketplace_purchases SET created_at = now() - interval '10 minutes' WHERE id = %s",
+        (pid,),
+    )
     found = check_invariants(conn, pending_timeout=timedelta(minutes=5))
     assert [v.name for v in found] == ["stuck_pending"]
     assert found[0].rows[0]["purchase_id"] == pid
@@ -225,8 +270,11 @@ def test_completed_purchase_without_confirmation_email_is_reported(conn, shop):
 
 def test_completed_purchase_with_two_confirmation_emails_is_reported(conn, shop):
     conn.execute("ALTER TABLE email_jobs DROP CONSTRAINT email_jobs_one_confirmation_per_purchase")
-    conn.execute("INSERT INTO email_jobs (kind, payload, purchase_id) "
-                 "VALUES ('purchase_confirmation', '{}', %s)", (shop["pa"],))
+    conn.execute(
+        "INSERT INTO email_jobs (kind, payload, purchase_id) "
+        "VALUES ('purchase_confirmation', '{}', %s)",
+        (shop["pa"],),
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["confirmation_email_missing"]
     assert found[0].rows[0]["confirmation_jobs"] == 2
@@ -238,10 +286,14 @@ def test_email_check_is_skipped_only_when_the_outbox_table_does_not_exist(conn, 
 
 
 def test_debit_naming_no_purchase_is_reported(conn, shop):
-    conn.execute("INSERT INTO credit_ledger (workspace_id, entry_type, amount) "
-                 "VALUES (%s, 'purchase', -1.00)", (shop["a"],))
-    conn.execute("UPDATE workspace_credits SET balance = balance - 1 WHERE workspace_id = %s",
-                 (shop["a"],))
+    conn.execute(
+        "INSERT INTO credit_ledger (workspace_id, entry_type, amount) "
+        "VALUES (%s, 'purchase', -1.00)",
+        (shop["a"],),
+    )
+    conn.execute(
+        "UPDATE workspace_credits SET balance = balance - 1 WHERE workspace_id = %s", (shop["a"],)
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["debit_without_purchase"]
     assert found[0].rows[0]["problem"] == "debit names no purchase"
@@ -249,29 +301,32 @@ def test_debit_naming_no_purchase_is_reported(conn, shop):
 
 def test_debit_naming_a_deleted_purchase_is_reported(conn, shop):
     conn.execute("SET session_replication_role = replica")  # no FK, no ledger trigger
-    conn.execute("INSERT INTO credit_ledger (workspace_id, entry_type, amount, purchase_id) "
-                 "VALUES (%s, 'purchase', -1.00, %s)", (shop["a"], uuid.uuid4()))
+    conn.execute(
+        "INSERT INTO credit_ledger (workspace_id, entry_type, amount, purchase_id) "
+        "VALUES (%s, 'purchase', -1.00, %s)",
+        (shop["a"], uuid.uuid4()),
+    )
     conn.execute("RESET session_replication_role")
-    conn.execute("UPDATE workspace_credits SET balance = balance - 1 WHERE workspace_id = %s",
-                 (shop["a"],))
+    conn.execute(
+        "UPDATE workspace_credits SET balance = balance - 1 WHERE workspace_id = %s", (shop["a"],)
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["debit_without_purchase"]
     assert found[0].rows[0]["problem"] == "debit names a purchase that does not exist"
 
 
 def test_debit_of_the_wrong_amount_is_reported(conn, shop):
-    conn.execute("UPDATE credit_ledger SET amount = -1.50 WHERE purchase_id = %s",
-                 (shop["pb"],))
-    conn.execute("UPDATE workspace_credits SET balance = 8.50 WHERE workspace_id = %s",
-                 (shop["b"],))
+    conn.execute("UPDATE credit_ledger SET amount = -1.50 WHERE purchase_id = %s", (shop["pb"],))
+    conn.execute(
+        "UPDATE workspace_credits SET balance = 8.50 WHERE workspace_id = %s", (shop["b"],)
+    )
     found = check_invariants(conn)
     assert [v.name for v in found] == ["debit_without_purchase"]
 
 
 def test_credit_purchase_without_a_debit_is_reported(conn, shop):
     conn.execute("DELETE FROM credit_ledger WHERE purchase_id = %s", (shop["pb"],))
-    conn.execute("UPDATE workspace_credits SET balance = 10 WHERE workspace_id = %s",
-                 (shop["b"],))
+    conn.execute("UPDATE workspace_credits SET balance = 10 WHERE workspace_id = %s", (shop["b"],))
     found = check_invariants(conn)
     assert [v.name for v in found] == ["debit_without_purchase"]
     assert found[0].rows[0]["problem"] == "credit purchase without a debit"

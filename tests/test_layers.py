@@ -16,8 +16,18 @@ PACKAGE = Path(harness.__file__).resolve().parent
 
 # Bottom to top. A module belongs to the layer of the longest prefix naming it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("harness", "harness.errors", "harness.config", "harness.values",
-              "harness.env", "harness.packaged", "harness.sql")),
+    (
+        "base",
+        (
+            "harness",
+            "harness.errors",
+            "harness.config",
+            "harness.values",
+            "harness.env",
+            "harness.packaged",
+            "harness.sql",
+        ),
+    ),
     ("db", ("harness.db",)),
     ("outbox", ("harness.outbox",)),
     ("money", ("harness.money",)),
@@ -56,8 +66,7 @@ def imports(path: Path) -> set[str]:
                 candidate = f"{node.module}.{alias.name}"
                 is_module = (PACKAGE.parent / candidate.replace(".", "/")).with_suffix(".py")
                 is_package = PACKAGE.parent / candidate.replace(".", "/")
-                found.add(candidate if is_module.exists() or is_package.is_dir()
-                          else node.module)
+                found.add(candidate if is_module.exists() or is_package.is_dir() else node.module)
     return found
 
 
@@ -67,8 +76,10 @@ def violations(files: list[Path]) -> list[str]:
         me = module_name(path)
         for other in sorted(imports(path)):
             if layer_of(other) > layer_of(me):
-                out.append(f"{me} ({LAYERS[layer_of(me)][0]}) imports {other} "
-                           f"({LAYERS[layer_of(other)][0]})")
+                out.append(
+                    f"{me} ({LAYERS[layer_of(me)][0]}) imports {other} "
+                    f"({LAYERS[layer_of(other)][0]})"
+                )
     return out
 
 
@@ -93,10 +104,15 @@ def test_the_layer_check_catches_a_library_module_importing_the_cli(tmp_path):
     assert len(found) == 1 and "imports harness.cli" in found[0]
 
 
-@pytest.mark.parametrize("module, layer", [
-    ("harness.errors", "base"), ("harness.db.servers", "db"), ("harness.money.service",
-                                                                 "money"),
-    ("harness.proofs.verify.checks.rollback", "proofs"), ("harness.cli.common", "cli"),
-])
+@pytest.mark.parametrize(
+    "module, layer",
+    [
+        ("harness.errors", "base"),
+        ("harness.db.servers", "db"),
+        ("harness.money.service", "money"),
+        ("harness.proofs.verify.checks.rollback", "proofs"),
+        ("harness.cli.common", "cli"),
+    ],
+)
 def test_modules_map_to_their_layer(module, layer):
     assert LAYERS[layer_of(module)][0] == layer

@@ -29,6 +29,7 @@ def csv_file(tmp_path: Path):
         path = tmp_path / name
         path.write_text(text)
         return path
+
     return make
 
 
@@ -45,24 +46,34 @@ def rejected(path: Path) -> ImportRejected:
 
 
 def test_good_file_is_loaded_with_every_field(conn, csv_file, partner):
-    path = csv_file(HEADER + "ann@example.com,Acme Corp,healthcare,ny,2.50,80,90,2\n"
-                    "bob@example.com,,Finance,TX,0.05,,,\n")
+    path = csv_file(
+        HEADER + "ann@example.com,Acme Corp,healthcare,ny,2.50,80,90,2\n"
+        "bob@example.com,,Finance,TX,0.05,,,\n"
+    )
     result = import_leads(conn, path, partner)
     assert result.rows == 2
     rows = conn.execute(
         "SELECT l.email, company, industry, state, marketplace_price, intent_score_calculated, "
         "freshness_score, max_sales, p.name FROM leads l JOIN partners p ON p.id = partner_id "
-        "ORDER BY email").fetchall()
+        "ORDER BY email"
+    ).fetchall()
     assert rows == [
         ("ann@example.com", "Acme Corp", "Healthcare", "NY", Decimal("2.50"), 80, 90, 2, "acme"),
-        ("bob@example.com", None, "Finance", "TX", Decimal("0.05"),
-         MARKETPLACE_CONFIG["DEFAULT_INTENT_SCORE"],
-         MARKETPLACE_CONFIG["DEFAULT_FRESHNESS_SCORE"], None, "acme"),
+        (
+            "bob@example.com",
+            None,
+            "Finance",
+            "TX",
+            Decimal("0.05"),
+            MARKETPLACE_CONFIG["DEFAULT_INTENT_SCORE"],
+            MARKETPLACE_CONFIG["DEFAULT_FRESHNESS_SCORE"],
+            None,
+            "acme",
+        ),
     ]
 
 
-def test_columns_may_come_in_any_order_and_optional_ones_may_be_left_out(conn, csv_file,
-                                                                         partner):
+def test_columns_may_come_in_any_order_and_optional_ones_may_be_left_out(conn, csv_file, partner):
     path = csv_file("price,state,industry,email\n1.00,WA,Retail,x@example.com\n")
     assert import_leads(conn, path, partner).rows == 1
 
@@ -81,18 +92,18 @@ def test_every_bad_row_is_reported_by_line_and_nothing_is_written(conn, csv_file
     before = snapshot(conn)
     path = csv_file(
         HEADER
-        + good_rows(2)                                          # lines 2-3
-        + "bad@example.com,X,Astrology,CA,1.00,,,\n"            # 4 industry
-        + "bad2@example.com,X,Retail,ZZ,1.00,,,\n"              # 5 state
-        + "\n"                                                  # 6 blank: skipped
-        + "not-an-email,X,Retail,CA,1.00,,,\n"                  # 7 email
-        + "p@example.com,X,Retail,CA,1.001,,,\n"                # 8 price decimals
-        + "q@example.com,X,Retail,CA,0.01,,,\n"                 # 9 below the minimum
-        + "r@example.com,X,Retail,CA,1.00,101,,\n"              # 10 score range
-        + "s@example.com,X,Retail,CA,1.00,,,0\n"                # 11 max_sales
-        + "lead0@example.com,X,Retail,CA,1.00,,,\n"             # 12 duplicate of line 2
-        + "t@example.com,X,Retail\n"                            # 13 short row
-        + ',"two\nlines",Retail,CA,,,,\n'                       # 14-15 empty email, price
+        + good_rows(2)  # lines 2-3
+        + "bad@example.com,X,Astrology,CA,1.00,,,\n"  # 4 industry
+        + "bad2@example.com,X,Retail,ZZ,1.00,,,\n"  # 5 state
+        + "\n"  # 6 blank: skipped
+        + "not-an-email,X,Retail,CA,1.00,,,\n"  # 7 email
+        + "p@example.com,X,Retail,CA,1.001,,,\n"  # 8 price decimals
+        + "q@example.com,X,Retail,CA,0.01,,,\n"  # 9 below the minimum
+        + "r@example.com,X,Retail,CA,1.00,101,,\n"  # 10 score range
+        + "s@example.com,X,Retail,CA,1.00,,,0\n"  # 11 max_sales
+        + "lead0@example.com,X,Retail,CA,1.00,,,\n"  # 12 duplicate of line 2
+        + "t@example.com,X,Retail\n"  # 13 short row
+        + ',"two\nlines",Retail,CA,,,,\n'  # 14-15 empty email, price
     )
     exc = rejected(path)
     lines = [(p.line, p.message) for p in exc.problems]
@@ -171,8 +182,12 @@ def test_command_imports_a_good_file(db, conn, csv_file, partner, capsys):
 
 
 def test_command_lists_every_bad_line_and_exits_nonzero(db, conn, csv_file, partner, capsys):
-    path = csv_file(HEADER + good_rows(1) + "a@example.com,X,Retail,QQ,1.00,,,\n"
-                    + "b@example.com,X,Nope,CA,1.00,,,\n")
+    path = csv_file(
+        HEADER
+        + good_rows(1)
+        + "a@example.com,X,Retail,QQ,1.00,,,\n"
+        + "b@example.com,X,Nope,CA,1.00,,,\n"
+    )
     code = cli(["leads", "import", str(path), "--partner", partner, "--dsn", db])
     err = capsys.readouterr().err
     assert code == 2
@@ -183,8 +198,8 @@ def test_command_lists_every_bad_line_and_exits_nonzero(db, conn, csv_file, part
 
 
 def test_command_with_unknown_partner_exits_nonzero(db, csv_file, capsys):
-    code = cli(["leads", "import", str(csv_file(HEADER + good_rows(1))), "--partner", "ghost",
-                "--dsn", db])
+    code = cli(
+        ["leads", "import", str(csv_file(HEADER + good_rows(1))), "--partner", "ghost", "--dsn", db]
+    )
     assert code == 2
     assert "no partner named 'ghost'" in capsys.readouterr().err
-

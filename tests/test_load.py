@@ -36,16 +36,18 @@ def run_load(admin_dsn: str, tmp_path: Path, *args: str) -> tuple[int, dict]:
 
 
 def test_atomic_flow_under_concurrent_load_holds_every_invariant(admin_dsn, tmp_path, capsys):
-    code, report = run_load(admin_dsn, tmp_path, "--flow", "atomic", "--users", "16",
-                            "--duration", "6s")
+    code, report = run_load(
+        admin_dsn, tmp_path, "--flow", "atomic", "--users", "16", "--duration", "6s"
+    )
     assert code == 0, capsys.readouterr()
     assert report["ok"] is True
     assert report["violations"] == [] and report["unexpected_errors"] == 0
     assert report["peak_in_flight"] >= 8, "the load was not concurrent"
     assert report["outcomes"]["atomic:purchased"]["requests"] > 0
     # the hot wallet drains: its refusals are documented outcomes, counted as successes
-    assert all(name.startswith("atomic:") and o["failures"] == 0
-               for name, o in report["outcomes"].items())
+    assert all(
+        name.startswith("atomic:") and o["failures"] == 0 for name, o in report["outcomes"].items()
+    )
     assert report["requests"] == sum(o["requests"] for o in report["outcomes"].values())
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
     assert report["rps"] > 0
@@ -53,8 +55,18 @@ def test_atomic_flow_under_concurrent_load_holds_every_invariant(admin_dsn, tmp_
 
 
 def test_legacy_flow_on_a_hot_wallet_fails_naming_the_overdraft(admin_dsn, tmp_path, capsys):
-    code, report = run_load(admin_dsn, tmp_path, "--scenario", str(HOT_WALLET),
-                            "--flow", "legacy", "--users", "16", "--duration", "5s")
+    code, report = run_load(
+        admin_dsn,
+        tmp_path,
+        "--scenario",
+        str(HOT_WALLET),
+        "--flow",
+        "legacy",
+        "--users",
+        "16",
+        "--duration",
+        "5s",
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert report["ok"] is False
@@ -66,12 +78,24 @@ def test_legacy_flow_on_a_hot_wallet_fails_naming_the_overdraft(admin_dsn, tmp_p
 def test_locustfile_refuses_to_run_when_psycopg_was_imported_before_gevent_patching():
     env = {k: v for k, v in os.environ.items() if k != "PSYCOPG_WAIT_FUNC"}
     script = f"import runpy; runpy.run_path({str(LOCUSTFILE)!r})"
-    wrong = subprocess.run([sys.executable, "-c", "import psycopg; " + script],
-                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    wrong = subprocess.run(
+        [sys.executable, "-c", "import psycopg; " + script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert wrong.returncode != 0
     assert "refusing to run" in wrong.stderr and "C wait" in wrong.stderr
-    right = subprocess.run([sys.executable, "-c", script + "; print('cooperative')"],
-                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    right = subprocess.run(
+        [sys.executable, "-c", script + "; print('cooperative')"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert right.returncode == 0, right.stderr
     assert "cooperative" in right.stdout
 
@@ -85,20 +109,52 @@ def _free_port() -> int:
 def test_distributed_master_and_two_workers_totals_add_up(db, tmp_path):
     load.seed(db, load.load_dataset(None))
     port = _free_port()
-    env = {**os.environ, "HARNESS_DSN": db, "HARNESS_LOAD_FLOW": "atomic=1,direct=1",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "HARNESS_DSN": db,
+        "HARNESS_LOAD_FLOW": "atomic=1,direct=1",
+        "PYTHONUNBUFFERED": "1",
+    }
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     logs = [tmp_path / f"{n}.log" for n in ("master", "worker1", "worker2")]
     master = subprocess.Popen(
-        locust + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-                  str(port), "--expect-workers", "2", "--headless", "-u", "8", "-r", "8",
-                  "-t", "5s", "--stop-timeout", "10", "--only-summary",
-                  "--json-file", str(tmp_path / "stats")],
-        env=env, cwd=tmp_path, stdout=logs[0].open("w"), stderr=subprocess.STDOUT)
-    workers = [subprocess.Popen(
-        locust + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-        env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        for log in logs[1:]]
+        locust
+        + [
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            "2",
+            "--headless",
+            "-u",
+            "8",
+            "-r",
+            "8",
+            "-t",
+            "5s",
+            "--stop-timeout",
+            "10",
+            "--only-summary",
+            "--json-file",
+            str(tmp_path / "stats"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=logs[0].open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    workers = [
+        subprocess.Popen(
+            locust + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for log in logs[1:]
+    ]
     try:
         assert master.wait(timeout=90) == 0, logs[0].read_text()[-2000:]
         for w in workers:
@@ -143,14 +199,21 @@ def test_parse_flows_and_durations():
 def test_bench_reports_every_figure_in_its_json_shape(admin_dsn, tmp_path, capsys):
     # the shape only: timings on a shared test machine prove nothing
     out = tmp_path / "bench.json"
-    assert cli(["bench", "--dsn", admin_dsn, "--clients", "2", "--duration", "1",
-                "--json", str(out)]) == 0
+    assert (
+        cli(["bench", "--dsn", admin_dsn, "--clients", "2", "--duration", "1", "--json", str(out)])
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["clients"] == 2 and report["server_version"]
     assert set(report["results"]) == {
-        "update_hot", "update_spread", "purchase_with_credits_hot",
-        "purchase_with_credits_spread", "atomic_spread", "atomic_spread_python",
-        "stepwise_spread_python"}
+        "update_hot",
+        "update_spread",
+        "purchase_with_credits_hot",
+        "purchase_with_credits_spread",
+        "atomic_spread",
+        "atomic_spread_python",
+        "stepwise_spread_python",
+    }
     assert all(tps > 0 for tps in report["results"].values())
     assert set(RATIOS) <= set(report["ratios"])
     assert all(report["ratios"][r] > 0 for r in RATIOS)

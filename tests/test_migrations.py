@@ -50,8 +50,10 @@ def schema(dsn: str) -> list[tuple]:
 
 def tables(dsn: str) -> set[str]:
     with database.connect(dsn) as conn:
-        return {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        return {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
 
 
 def objects(dsn: str) -> list[tuple]:
@@ -85,13 +87,23 @@ def test_yoyo_cli_builds_the_same_schema_as_harness_migrate(clone_db):
     ours, theirs = clone_db(None), clone_db(None)
     result = subprocess.run(
         [sys.executable, "-m", "harness", "migrate", "--dsn", ours],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     yoyo = subprocess.run(
-        [str(Path(sys.executable).parent / "yoyo"), "apply", "--batch", "--database",
-         yoyo_url(theirs), str(ROOT / "migrations")],
-        capture_output=True, text=True, cwd=ROOT,
+        [
+            str(Path(sys.executable).parent / "yoyo"),
+            "apply",
+            "--batch",
+            "--database",
+            yoyo_url(theirs),
+            str(ROOT / "migrations"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert yoyo.returncode == 0, yoyo.stderr
     assert schema(ours) == schema(theirs)
@@ -101,12 +113,18 @@ def test_yoyo_cli_builds_the_same_schema_as_harness_migrate(clone_db):
 @pytest.mark.parametrize("role", ["public", "anon", "authenticated"])
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_api_roles_cannot_execute_the_money_functions(conn, role, function):
-    assert conn.execute(
-        "SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, function)
-    ).fetchone()[0] is False
-    assert conn.execute(
-        "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", (function,)
-    ).fetchone()[0] is True
+    assert (
+        conn.execute(
+            "SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, function)
+        ).fetchone()[0]
+        is False
+    )
+    assert (
+        conn.execute(
+            "SELECT has_function_privilege('service_role', %s, 'EXECUTE')", (function,)
+        ).fetchone()[0]
+        is True
+    )
 
 
 def test_set_role_anon_cannot_call_purchase_with_credits(conn, world):
@@ -114,8 +132,9 @@ def test_set_role_anon_cannot_call_purchase_with_credits(conn, world):
     leads = world.leads(1)
     conn.execute("SET ROLE anon")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        conn.execute("SELECT * FROM purchase_with_credits(%s, %s, %s::uuid[], 1.00, 1.00)",
-                     (ws, user, leads))
+        conn.execute(
+            "SELECT * FROM purchase_with_credits(%s, %s, %s::uuid[], 1.00, 1.00)", (ws, user, leads)
+        )
     conn.execute("RESET ROLE")
     assert world.balance(ws) == 5
 
@@ -124,8 +143,9 @@ def test_service_role_can_purchase_under_row_level_security(conn, world):
     ws, (user,) = world.workspace(balance="5.00")
     leads = world.leads(1)
     conn.execute("SET ROLE service_role")
-    row = conn.execute("SELECT * FROM purchase_with_credits(%s, %s, %s::uuid[], 1.00, 1.00)",
-                       (ws, user, leads)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM purchase_with_credits(%s, %s, %s::uuid[], 1.00, 1.00)", (ws, user, leads)
+    ).fetchone()
     conn.execute("RESET ROLE")
     assert row[0] is True
 
@@ -146,21 +166,29 @@ def test_source_design_sql_as_written_applies_and_runs_on_the_base_schema(empty_
     with database.connect(empty_db) as conn:
         conn.execute(spec)
         ws = conn.execute("INSERT INTO workspaces (name) VALUES ('w') RETURNING id").fetchone()[0]
-        user = conn.execute(
-            "INSERT INTO users (email) VALUES ('a@b.c') RETURNING id").fetchone()[0]
+        user = conn.execute("INSERT INTO users (email) VALUES ('a@b.c') RETURNING id").fetchone()[0]
         conn.execute("SELECT add_credits(%s, 10.00, 'p')", (ws,))
         lead = conn.execute(
-            "INSERT INTO leads (marketplace_price) VALUES (1.00) RETURNING id").fetchone()[0]
+            "INSERT INTO leads (marketplace_price) VALUES (1.00) RETURNING id"
+        ).fetchone()[0]
         row = conn.execute(
             "SELECT * FROM purchase_with_credits(%s, %s, ARRAY[%s]::uuid[], 1.00, 1.00)",
-            (ws, user, lead)).fetchone()
+            (ws, user, lead),
+        ).fetchone()
         assert row[0] is True and row[2] == 9
-        assert conn.execute("SELECT mark_leads_sold_batch(ARRAY[%s]::uuid[])",
-                            (lead,)).fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT mark_leads_sold_batch(ARRAY[%s]::uuid[])", (lead,)).fetchone()[0]
+            == 1
+        )
         # As written, the functions are executable by anyone: the defect 0002 fixes.
-        assert conn.execute("SELECT has_function_privilege('anon', "
-                            "'purchase_with_credits(uuid,uuid,uuid[],numeric,numeric)', "
-                            "'EXECUTE')").fetchone()[0] is True
+        assert (
+            conn.execute(
+                "SELECT has_function_privilege('anon', "
+                "'purchase_with_credits(uuid,uuid,uuid[],numeric,numeric)', "
+                "'EXECUTE')"
+            ).fetchone()[0]
+            is True
+        )
 
 
 def test_source_design_sql_layers_over_the_project_migrations(empty_db):
@@ -169,5 +197,6 @@ def test_source_design_sql_layers_over_the_project_migrations(empty_db):
         assert m.apply()[-1] == "0100_seed_as_written"
     with database.connect(empty_db) as conn:
         config = conn.execute(
-            "SELECT proconfig FROM pg_proc WHERE proname = 'purchase_with_credits'").fetchone()[0]
+            "SELECT proconfig FROM pg_proc WHERE proname = 'purchase_with_credits'"
+        ).fetchone()[0]
         assert config is None  # CREATE OR REPLACE dropped the pinned search_path

@@ -42,11 +42,14 @@ def test_purchase_deducts_exactly_its_price_and_records_one_pending_purchase(con
     assert (ok, err, new_balance) == (True, None, Decimal("8.00"))
     row = conn.execute(
         "SELECT status, credits_used, total_price, total_leads, buyer_user_id "
-        "FROM marketplace_purchases WHERE id = %s", (pid,)).fetchone()
+        "FROM marketplace_purchases WHERE id = %s",
+        (pid,),
+    ).fetchone()
     assert row == ("pending", Decimal("2.00"), Decimal("2.00"), 2, user)
     assert world.balance(ws) == Decimal("8.00")
-    ledger = conn.execute("SELECT sum(amount) FROM credit_ledger WHERE workspace_id = %s",
-                          (ws,)).fetchone()[0]
+    ledger = conn.execute(
+        "SELECT sum(amount) FROM credit_ledger WHERE workspace_id = %s", (ws,)
+    ).fetchone()[0]
     assert ledger == Decimal("8.00")
 
 
@@ -61,15 +64,15 @@ def test_spending_the_exact_balance_succeeds(conn, world):
 def test_one_cent_more_than_the_balance_is_refused(conn, world):
     ws, (user,) = world.workspace(balance="2.99")
     leads = world.leads(3, price="1.00")
-    assert_refused(conn, ws, user, leads, Decimal("3.00"), Decimal("3.00"),
-                   "Insufficient credits")
+    assert_refused(conn, ws, user, leads, Decimal("3.00"), Decimal("3.00"), "Insufficient credits")
 
 
 def test_workspace_without_credits_account_is_refused(conn, world):
     ws, (user,) = world.workspace(balance=None)
     leads = world.leads(1)
-    assert_refused(conn, ws, user, leads, Decimal("1.00"), Decimal("1.00"),
-                   "No credits account found")
+    assert_refused(
+        conn, ws, user, leads, Decimal("1.00"), Decimal("1.00"), "No credits account found"
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,8 +87,16 @@ def test_workspace_without_credits_account_is_refused(conn, world):
         (Decimal("1.00"), None),
         (None, Decimal("1.00")),
     ],
-    ids=["null", "zero", "negative", "sub-cent", "sub-cent-above-one", "out-of-range",
-         "null-credits", "null-total"],
+    ids=[
+        "null",
+        "zero",
+        "negative",
+        "sub-cent",
+        "sub-cent-above-one",
+        "out-of-range",
+        "null-credits",
+        "null-total",
+    ],
 )
 def test_bad_amounts_are_refused(conn, buyer, total, credits):
     ws, user, leads = buyer
@@ -97,54 +108,85 @@ def test_bad_amounts_are_refused(conn, buyer, total, credits):
 
 def test_credits_used_must_equal_total_price(conn, buyer):
     ws, user, leads = buyer
-    assert_refused(conn, ws, user, leads[:1], Decimal("1.00"), Decimal("0.50"),
-                   "Credits used must equal the total price")
+    assert_refused(
+        conn,
+        ws,
+        user,
+        leads[:1],
+        Decimal("1.00"),
+        Decimal("0.50"),
+        "Credits used must equal the total price",
+    )
 
 
 def test_total_must_be_the_sum_of_the_leads_prices(conn, buyer):
     ws, user, leads = buyer
-    assert_refused(conn, ws, user, leads[:2], Decimal("1.00"), Decimal("1.00"),
-                   "Total price does not match the leads")
+    assert_refused(
+        conn,
+        ws,
+        user,
+        leads[:2],
+        Decimal("1.00"),
+        Decimal("1.00"),
+        "Total price does not match the leads",
+    )
 
 
 @pytest.mark.parametrize("lead_ids", [None, []], ids=["null", "empty"])
 def test_no_leads_is_refused(conn, buyer, lead_ids):
     ws, user, _ = buyer
-    assert_refused(conn, ws, user, lead_ids, Decimal("1.00"), Decimal("1.00"),
-                   "No leads selected")
+    assert_refused(conn, ws, user, lead_ids, Decimal("1.00"), Decimal("1.00"), "No leads selected")
 
 
 def test_duplicate_lead_ids_are_refused(conn, buyer):
     ws, user, leads = buyer
-    assert_refused(conn, ws, user, [leads[0], leads[0]], Decimal("2.00"), Decimal("2.00"),
-                   "Duplicate leads selected")
+    assert_refused(
+        conn,
+        ws,
+        user,
+        [leads[0], leads[0]],
+        Decimal("2.00"),
+        Decimal("2.00"),
+        "Duplicate leads selected",
+    )
 
 
 def test_unknown_and_null_lead_ids_are_refused(conn, buyer):
     ws, user, leads = buyer
-    assert_refused(conn, ws, user, [leads[0], uuid.uuid4()], Decimal("2.00"), Decimal("2.00"),
-                   "Leads not found")
-    assert_refused(conn, ws, user, [leads[0], None], Decimal("2.00"), Decimal("2.00"),
-                   "Leads not found")
+    assert_refused(
+        conn,
+        ws,
+        user,
+        [leads[0], uuid.uuid4()],
+        Decimal("2.00"),
+        Decimal("2.00"),
+        "Leads not found",
+    )
+    assert_refused(
+        conn, ws, user, [leads[0], None], Decimal("2.00"), Decimal("2.00"), "Leads not found"
+    )
 
 
 def test_leads_not_for_sale_or_sold_out_are_refused(conn, world, buyer):
     ws, user, _ = buyer
     hidden = world.leads(1, for_sale=False)
-    assert_refused(conn, ws, user, hidden, Decimal("1.00"), Decimal("1.00"),
-                   "Leads no longer available")
+    assert_refused(
+        conn, ws, user, hidden, Decimal("1.00"), Decimal("1.00"), "Leads no longer available"
+    )
     exclusive = world.leads(1, max_sales=1)
     other, (other_user,) = world.workspace(balance="5.00")
     assert call(conn, other, other_user, exclusive, Decimal("1.00"))[0] is True
-    assert_refused(conn, ws, user, exclusive, Decimal("1.00"), Decimal("1.00"),
-                   "Leads no longer available")
+    assert_refused(
+        conn, ws, user, exclusive, Decimal("1.00"), Decimal("1.00"), "Leads no longer available"
+    )
 
 
 def test_leads_already_bought_by_this_workspace_are_refused(conn, buyer):
     ws, user, leads = buyer
     assert call(conn, ws, user, leads[:1], Decimal("1.00"))[0] is True
-    assert_refused(conn, ws, user, leads[:2], Decimal("2.00"), Decimal("2.00"),
-                   "Leads already purchased")
+    assert_refused(
+        conn, ws, user, leads[:2], Decimal("2.00"), Decimal("2.00"), "Leads already purchased"
+    )
 
 
 def test_a_user_who_is_not_a_member_is_refused(conn, world, buyer):
@@ -152,21 +194,41 @@ def test_a_user_who_is_not_a_member_is_refused(conn, world, buyer):
     outsider = world.user("outsider")
     _, (foreign_member,) = world.workspace(balance="5.00")
     for user in (outsider, foreign_member, None, uuid.uuid4()):
-        assert_refused(conn, ws, user, leads[:1], Decimal("1.00"), Decimal("1.00"),
-                       "Not a member of this workspace")
-    assert_refused(conn, None, outsider, leads[:1], Decimal("1.00"), Decimal("1.00"),
-                   "Not a member of this workspace")
+        assert_refused(
+            conn,
+            ws,
+            user,
+            leads[:1],
+            Decimal("1.00"),
+            Decimal("1.00"),
+            "Not a member of this workspace",
+        )
+    assert_refused(
+        conn,
+        None,
+        outsider,
+        leads[:1],
+        Decimal("1.00"),
+        Decimal("1.00"),
+        "Not a member of this workspace",
+    )
 
 
 def test_mark_leads_sold_batch_counts_each_lead_once_and_respects_max_sales(conn, world):
     leads = world.leads(3)
     exclusive = world.leads(1, max_sales=1)
-    assert conn.execute("SELECT mark_leads_sold_batch(%s::uuid[])",
-                        (leads + [leads[0]] + exclusive,)).fetchone()[0] == 4
+    assert (
+        conn.execute(
+            "SELECT mark_leads_sold_batch(%s::uuid[])", (leads + [leads[0]] + exclusive,)
+        ).fetchone()[0]
+        == 4
+    )
     first = dict(conn.execute("SELECT id, first_sold_at FROM leads").fetchall())
     assert all(first[i] is not None for i in leads + exclusive)
-    assert conn.execute("SELECT mark_leads_sold_batch(%s::uuid[])",
-                        (leads + exclusive,)).fetchone()[0] == 3
+    assert (
+        conn.execute("SELECT mark_leads_sold_batch(%s::uuid[])", (leads + exclusive,)).fetchone()[0]
+        == 3
+    )
     rows = dict(conn.execute("SELECT id, sold_count FROM leads").fetchall())
     assert [rows[i] for i in leads] == [2, 2, 2]
     assert rows[exclusive[0]] == 1

@@ -32,21 +32,33 @@ from harness.outbox.queue import (
 
 def confirmation(purchase_id, total_price=Decimal("1.00"), total_leads=1):
     return PurchaseConfirmationEmail.for_purchase(
-        email="buyer@example.com", name="Buyer", total_leads=total_leads,
-        total_price=total_price, purchase_id=purchase_id,
-        now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), app_url="https://app.example")
+        email="buyer@example.com",
+        name="Buyer",
+        total_leads=total_leads,
+        total_price=total_price,
+        purchase_id=purchase_id,
+        now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        app_url="https://app.example",
+    )
 
 
 def top_up_email(amount="10.00", balance="10.00"):
-    return CreditPurchaseEmail(email="buyer@example.com", name="Buyer",
-                               credits_amount=Decimal(amount), total_price=Decimal(amount),
-                               package_name="starter", new_balance=Decimal(balance))
+    return CreditPurchaseEmail(
+        email="buyer@example.com",
+        name="Buyer",
+        credits_amount=Decimal(amount),
+        total_price=Decimal(amount),
+        package_name="starter",
+        new_balance=Decimal(balance),
+    )
 
 
 def buy(conn, ws, user, lead, price="1.00"):
     row = conn.execute(
         "SELECT success, error_message, purchase_id FROM purchase_with_credits(%s, %s, "
-        "%s::uuid[], %s, %s)", (ws, user, [lead], Decimal(price), Decimal(price))).fetchone()
+        "%s::uuid[], %s, %s)",
+        (ws, user, [lead], Decimal(price), Decimal(price)),
+    ).fetchone()
     assert row[0] is True, row[1]
     return row[2]
 
@@ -59,7 +71,8 @@ def count(conn, sql, params=None):
 
 
 def test_jobs_match_committed_purchases_exactly_when_a_random_share_of_transactions_abort(
-        conn, world):
+    conn, world
+):
     rng = random.Random(20261127)
     ws, (user,) = world.workspace(balance="1000.00")
     leads = world.leads(240)
@@ -67,8 +80,9 @@ def test_jobs_match_committed_purchases_exactly_when_a_random_share_of_transacti
     for lead in leads:
         with conn.transaction():
             purchase_id = buy(conn, ws, user, lead)
-            job = queue_purchase_confirmation_email(conn, confirmation(purchase_id),
-                                                    workspace_id=ws)
+            job = queue_purchase_confirmation_email(
+                conn, confirmation(purchase_id), workspace_id=ws
+            )
             assert job > 0
             if rng.random() < 0.4:
                 aborted.add(purchase_id)
@@ -78,8 +92,12 @@ def test_jobs_match_committed_purchases_exactly_when_a_random_share_of_transacti
 
     assert count(conn, "SELECT count(*) FROM marketplace_purchases") == len(committed)
     assert count(conn, "SELECT count(*) FROM email_jobs") == len(committed)
-    job_purchases = {r[0] for r in conn.execute(
-        "SELECT purchase_id FROM email_jobs WHERE kind = 'purchase_confirmation'")}
+    job_purchases = {
+        r[0]
+        for r in conn.execute(
+            "SELECT purchase_id FROM email_jobs WHERE kind = 'purchase_confirmation'"
+        )
+    }
     assert job_purchases == committed
     assert world.balance(ws) == Decimal("1000.00") - len(committed)
 
@@ -135,50 +153,84 @@ def test_payload_follows_the_contract_with_money_as_two_decimal_strings(conn, wo
     ws, (user,) = world.workspace(balance="5.00")
     purchase_id = buy(conn, ws, user, world.leads(1, price="2.50")[0], price="2.50")
     job_id = queue_purchase_confirmation_email(
-        conn, confirmation(purchase_id, total_price=Decimal("2.5")))
+        conn, confirmation(purchase_id, total_price=Decimal("2.5"))
+    )
     job = get_job(conn, job_id)
     assert job.status == EmailJobStatus.QUEUED and job.attempts == 0
     assert job.message_id == f"<email-job-{job_id}@harness>"
     assert job.payload == {
-        "email": "buyer@example.com", "name": "Buyer", "total_leads": 1,
-        "total_price": "2.50", "purchase_id": str(purchase_id),
+        "email": "buyer@example.com",
+        "name": "Buyer",
+        "total_leads": 1,
+        "total_price": "2.50",
+        "purchase_id": str(purchase_id),
         "download_url": f"https://app.example/api/marketplace/download/{purchase_id}",
         "download_expires_at": "2026-04-02T03:04:05+00:00",
     }
     top = get_job(conn, queue_credit_purchase_email(conn, top_up_email("20.00", "25.00")))
-    assert top.payload == {"email": "buyer@example.com", "name": "Buyer",
-                           "credits_amount": "20.00", "total_price": "20.00",
-                           "package_name": "starter", "new_balance": "25.00"}
+    assert top.payload == {
+        "email": "buyer@example.com",
+        "name": "Buyer",
+        "credits_amount": "20.00",
+        "total_price": "20.00",
+        "package_name": "starter",
+        "new_balance": "25.00",
+    }
     assert top.purchase_id is None
 
 
-@pytest.mark.parametrize("bad", [
-    {"total_price": 1.0},  # float money
-    {"total_price": Decimal("1.001")},  # a fraction of a cent
-    {"total_leads": 0},
-    {"email": "not-an-address"},
-    {"download_expires_at": datetime(2026, 1, 1)},  # no time zone
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"total_price": 1.0},  # float money
+        {"total_price": Decimal("1.001")},  # a fraction of a cent
+        {"total_leads": 0},
+        {"email": "not-an-address"},
+        {"download_expires_at": datetime(2026, 1, 1)},  # no time zone
+    ],
+)
 def test_email_data_refuses_float_money_sub_cent_amounts_and_bad_fields(bad):
-    fields = dict(email="a@example.com", name="A", total_leads=1, total_price=Decimal("1.00"),
-                  purchase_id=uuid.uuid4(), download_url="https://x",
-                  download_expires_at=datetime(2026, 1, 1, tzinfo=UTC))
+    fields = dict(
+        email="a@example.com",
+        name="A",
+        total_leads=1,
+        total_price=Decimal("1.00"),
+        purchase_id=uuid.uuid4(),
+        download_url="https://x",
+        download_expires_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
     with pytest.raises((TypeError, ValueError)):
         PurchaseConfirmationEmail(**{**fields, **bad})
 
 
 def test_a_missing_name_becomes_valued_customer_as_in_the_source_design():
-    data = CreditPurchaseEmail(email="a@example.com", name="", credits_amount=Decimal("1.00"),
-                               total_price=Decimal("1.00"), package_name="p",
-                               new_balance=Decimal("1.00"))
+    data = CreditPurchaseEmail(
+        email="a@example.com",
+        name="",
+        credits_amount=Decimal("1.00"),
+        total_price=Decimal("1.00"),
+        package_name="p",
+        new_balance=Decimal("1.00"),
+    )
     assert data.name == "Valued Customer"
 
 
 def test_the_database_refuses_payloads_missing_a_contract_key(conn):
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="lacks: new_balance"):
-        conn.execute("SELECT enqueue_email('credit_purchase', %s::jsonb)", (json.dumps({
-            "email": "a@b.c", "name": "A", "credits_amount": "1.00", "total_price": "1.00",
-            "package_name": "p"}),))
+        conn.execute(
+            "SELECT enqueue_email('credit_purchase', %s::jsonb)",
+            (
+                json.dumps(
+                    {
+                        "email": "a@b.c",
+                        "name": "A",
+                        "credits_amount": "1.00",
+                        "total_price": "1.00",
+                        "package_name": "p",
+                    }
+                ),
+            ),
+        )
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="Unknown email kind"):
         conn.execute("SELECT enqueue_email('newsletter', '{}'::jsonb)")
     assert count(conn, "SELECT count(*) FROM email_jobs") == 0
@@ -186,10 +238,18 @@ def test_the_database_refuses_payloads_missing_a_contract_key(conn):
 
 def test_only_service_role_may_enqueue(conn):
     fn = "enqueue_email(text, jsonb, uuid, uuid)"
-    for role, allowed in (("public", False), ("anon", False), ("authenticated", False),
-                          ("service_role", True)):
-        assert conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')",
-                            (role, fn)).fetchone()[0] is allowed, role
+    for role, allowed in (
+        ("public", False),
+        ("anon", False),
+        ("authenticated", False),
+        ("service_role", True),
+    ):
+        assert (
+            conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, fn)).fetchone()[
+                0
+            ]
+            is allowed
+        ), role
 
 
 def test_service_role_can_enqueue_under_row_level_security(conn):
@@ -203,22 +263,26 @@ def test_service_role_can_enqueue_under_row_level_security(conn):
 
 
 def make_dead(conn, job_id, error="SMTPDataError: 451 try later"):
-    conn.execute("UPDATE email_jobs SET status = 'dead', dead_at = now(), attempts = 3, "
-                 "last_error = %s WHERE id = %s", (error, job_id))
+    conn.execute(
+        "UPDATE email_jobs SET status = 'dead', dead_at = now(), attempts = 3, "
+        "last_error = %s WHERE id = %s",
+        (error, job_id),
+    )
 
 
 def test_queue_status_counts_every_state_and_lists_dead_letters_with_errors(conn):
     ids = [queue_credit_purchase_email(conn, top_up_email()) for _ in range(4)]
     make_dead(conn, ids[0])
-    conn.execute("UPDATE email_jobs SET status = 'sent', sent_at = now() WHERE id = %s",
-                 (ids[1],))
-    conn.execute("UPDATE email_jobs SET created_at = now() - interval '90 seconds' "
-                 "WHERE id = %s", (ids[2],))
+    conn.execute("UPDATE email_jobs SET status = 'sent', sent_at = now() WHERE id = %s", (ids[1],))
+    conn.execute(
+        "UPDATE email_jobs SET created_at = now() - interval '90 seconds' WHERE id = %s", (ids[2],)
+    )
     status = queue_status(conn)
     assert status.counts == {"queued": 2, "sending": 0, "sent": 1, "dead": 1, "cancelled": 0}
     assert 89 < status.oldest_pending_age < 120
     assert [(d.id, d.attempts, d.last_error) for d in status.dead_letters] == [
-        (ids[0], 3, "SMTPDataError: 451 try later")]
+        (ids[0], 3, "SMTPDataError: 451 try later")
+    ]
 
 
 def test_retry_dead_requeues_dead_letters_with_fresh_attempts(conn):
@@ -279,22 +343,31 @@ def test_cli_retry_dead_and_cancel(conn, db, capsys):
 def test_smtp_url_parsing():
     s = SmtpSettings.from_url("smtp://us%40er:p%3Ass@mail.example:2525?starttls=1&timeout=5")
     assert (s.host, s.port, s.username, s.password, s.starttls, s.timeout) == (
-        "mail.example", 2525, "us@er", "p:ss", True, 5.0)
+        "mail.example",
+        2525,
+        "us@er",
+        "p:ss",
+        True,
+        5.0,
+    )
     s = SmtpSettings.from_url("smtp://localhost")
     assert (s.port, s.username, s.starttls) == (25, None, False)
 
 
-@pytest.mark.parametrize(("url", "reason"), [
-    (None, "HARNESS_SMTP_URL"),
-    ("", "HARNESS_SMTP_URL"),
-    ("http://host:25", "scheme must be smtp"),
-    ("smtp://:25", "no host"),
-    ("smtp://host:notaport", "bad SMTP URL"),
-    ("smtp://host:25?tls=1", "unknown parameter"),
-    ("smtp://host:25?starttls=maybe", "starttls must be 1 or 0"),
-    ("smtp://host:25?timeout=0", "timeout must be"),
-    ("smtp://host:25/path", "unexpected path"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (None, "HARNESS_SMTP_URL"),
+        ("", "HARNESS_SMTP_URL"),
+        ("http://host:25", "scheme must be smtp"),
+        ("smtp://:25", "no host"),
+        ("smtp://host:notaport", "bad SMTP URL"),
+        ("smtp://host:25?tls=1", "unknown parameter"),
+        ("smtp://host:25?starttls=maybe", "starttls must be 1 or 0"),
+        ("smtp://host:25?timeout=0", "timeout must be"),
+        ("smtp://host:25/path", "unexpected path"),
+    ],
+)
 def test_a_bad_smtp_url_is_a_clear_usage_error(url, reason):
     with pytest.raises(UsageError, match=reason):
         SmtpSettings.from_url(url)
@@ -309,9 +382,12 @@ def test_a_bad_smtp_url_never_echoes_its_password():
 def test_both_emails_have_plain_text_and_html_bodies_and_the_jobs_message_id():
     created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     purchase_id = uuid.uuid4()
-    msg = render("purchase_confirmation",
-                 confirmation(purchase_id, Decimal("1234.50"), 3).payload(),
-                 message_id="<email-job-7@harness>", date=created)
+    msg = render(
+        "purchase_confirmation",
+        confirmation(purchase_id, Decimal("1234.50"), 3).payload(),
+        message_id="<email-job-7@harness>",
+        date=created,
+    )
     assert msg["Message-ID"] == "<email-job-7@harness>"
     assert msg["Subject"] == "Your purchase of 3 leads is confirmed"
     assert msg["To"] == "Buyer <buyer@example.com>"
@@ -324,8 +400,12 @@ def test_both_emails_have_plain_text_and_html_bodies_and_the_jobs_message_id():
     assert "<a href=" in page
 
     payload = top_up_email("100.00", "150.00").payload()
-    msg = render("credit_purchase", {**payload, "name": "<Bob & Co>"},
-                 message_id="<email-job-8@harness>", date=created)
+    msg = render(
+        "credit_purchase",
+        {**payload, "name": "<Bob & Co>"},
+        message_id="<email-job-8@harness>",
+        date=created,
+    )
     text = msg.get_body(("plain",)).get_content()
     page = msg.get_body(("html",)).get_content()
     assert "100.00 credits" in text and "150.00 credits" in text and "starter" in text
@@ -333,6 +413,11 @@ def test_both_emails_have_plain_text_and_html_bodies_and_the_jobs_message_id():
 
 
 def test_queue_module_exports_the_contract():
-    for name in ("queue_purchase_confirmation_email", "queue_credit_purchase_email",
-                 "queue_status", "retry_dead", "request_cancel"):
+    for name in (
+        "queue_purchase_confirmation_email",
+        "queue_credit_purchase_email",
+        "queue_status",
+        "retry_dead",
+        "request_cancel",
+    ):
         assert callable(getattr(queue, name))

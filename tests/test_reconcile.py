@@ -22,8 +22,12 @@ from harness.values import parse_duration
 NOW = timedelta(0)
 
 # What reconcile does with a purchase that crashed after each step.
-SETTLED_AS = {"debit": "refunded", "items": "refunded", "mark_sold": "completed",
-              "complete": "completed"}
+SETTLED_AS = {
+    "debit": "refunded",
+    "items": "refunded",
+    "mark_sold": "completed",
+    "complete": "completed",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,23 +56,29 @@ def req(ws, user, leads, key=None):
 
 
 def ledger_sum(conn, ws):
-    return conn.execute("SELECT coalesce(sum(amount), 0) FROM credit_ledger "
-                        "WHERE workspace_id = %s", (ws,)).fetchone()[0]
+    return conn.execute(
+        "SELECT coalesce(sum(amount), 0) FROM credit_ledger WHERE workspace_id = %s", (ws,)
+    ).fetchone()[0]
 
 
 def status_of(conn, purchase_id):
-    return conn.execute("SELECT status::text FROM marketplace_purchases WHERE id = %s",
-                        (purchase_id,)).fetchone()[0]
+    return conn.execute(
+        "SELECT status::text FROM marketplace_purchases WHERE id = %s", (purchase_id,)
+    ).fetchone()[0]
 
 
 def key_row(conn, ws, key):
-    return conn.execute("SELECT status, purchase_id, response_data FROM api_idempotency_keys "
-                        "WHERE workspace_id = %s AND idempotency_key = %s", (ws, key)).fetchone()
+    return conn.execute(
+        "SELECT status, purchase_id, response_data FROM api_idempotency_keys "
+        "WHERE workspace_id = %s AND idempotency_key = %s",
+        (ws, key),
+    ).fetchone()
 
 
 @pytest.mark.parametrize("after", CRASH_POINTS)
 def test_a_crash_after_any_step_then_reconcile_leaves_every_invariant_holding(
-        conn, world, pool, service, after):
+    conn, world, pool, service, after
+):
     ws, (user,) = world.workspace(balance="10.00")
     partner = world.partner()
     leads = world.leads(2, price="1.25", partner=partner)
@@ -87,11 +97,11 @@ def test_a_crash_after_any_step_then_reconcile_leaves_every_invariant_holding(
 
     balance = Decimal("10.00") if settled == "refunded" else Decimal("7.50")
     assert world.balance(ws) == balance == ledger_sum(conn, ws)
-    sold = {r[0] for r in conn.execute("SELECT sold_count FROM leads WHERE id = ANY(%s)",
-                                       (leads,))}
+    sold = {r[0] for r in conn.execute("SELECT sold_count FROM leads WHERE id = ANY(%s)", (leads,))}
     assert sold == ({0} if settled == "refunded" else {1})
-    jobs = conn.execute("SELECT count(*) FROM email_jobs WHERE purchase_id = %s",
-                        (pid,)).fetchone()[0]
+    jobs = conn.execute(
+        "SELECT count(*) FROM email_jobs WHERE purchase_id = %s", (pid,)
+    ).fetchone()[0]
     assert jobs == (1 if settled == "completed" else 0)
 
     # The key: a completed purchase replays, a refunded one may be retried afresh.
@@ -115,12 +125,17 @@ def test_reconcile_twice_changes_nothing_the_second_time(conn, world, pool, serv
     first = reconcile(pool, NOW)
     assert (len(first.completed), len(first.refunded), len(first.emails_queued)) == (1, 2, 1)
     assert (first.keys_completed, first.keys_failed) == (2, 2)
-    state = conn.execute("SELECT balance, total_used FROM workspace_credits "
-                         "WHERE workspace_id = %s", (ws,)).fetchone()
+    state = conn.execute(
+        "SELECT balance, total_used FROM workspace_credits WHERE workspace_id = %s", (ws,)
+    ).fetchone()
     second = reconcile(pool, NOW)
     assert second.changed == 0, second
-    assert conn.execute("SELECT balance, total_used FROM workspace_credits "
-                        "WHERE workspace_id = %s", (ws,)).fetchone() == state
+    assert (
+        conn.execute(
+            "SELECT balance, total_used FROM workspace_credits WHERE workspace_id = %s", (ws,)
+        ).fetchone()
+        == state
+    )
     assert check_invariants(conn, pending_timeout=NOW) == []
 
 
@@ -135,9 +150,11 @@ def test_reconcile_leaves_purchases_younger_than_the_threshold(conn, world, pool
 def test_a_key_abandoned_before_its_debit_is_failed_and_retryable(conn, world, pool, service):
     ws, (user,) = world.workspace(balance="10.00")
     leads = world.leads(1)
-    conn.execute("INSERT INTO api_idempotency_keys (workspace_id, idempotency_key, "
-                 "request_fingerprint, created_at) VALUES (%s, 'k', %s, now() - interval '1h')",
-                 (ws, req(ws, user, leads).fingerprint()))
+    conn.execute(
+        "INSERT INTO api_idempotency_keys (workspace_id, idempotency_key, "
+        "request_fingerprint, created_at) VALUES (%s, 'k', %s, now() - interval '1h')",
+        (ws, req(ws, user, leads).fingerprint()),
+    )
     with pytest.raises(DomainError) as info:
         service.purchase(req(ws, user, leads, "k"))
     assert info.value.code == "purchase_in_progress"
@@ -147,10 +164,17 @@ def test_a_key_abandoned_before_its_debit_is_failed_and_retryable(conn, world, p
 
 def test_reconcile_is_safe_while_purchases_run(conn, world, pool):
     ws, users = world.workspace(balance="50.00", members=4)
-    stuck = [PurchaseService(pool, "stepwise").purchase_and_crash(
-        req(ws, users[0], world.leads(1)), after) for after in ("debit", "mark_sold")]
-    conn.execute("UPDATE marketplace_purchases SET created_at = now() - interval '10 min' "
-                 "WHERE id = ANY(%s)", (stuck,))
+    stuck = [
+        PurchaseService(pool, "stepwise").purchase_and_crash(
+            req(ws, users[0], world.leads(1)), after
+        )
+        for after in ("debit", "mark_sold")
+    ]
+    conn.execute(
+        "UPDATE marketplace_purchases SET created_at = now() - interval '10 min' "
+        "WHERE id = ANY(%s)",
+        (stuck,),
+    )
     live_leads = world.leads(24)
     barrier = threading.Barrier(5)
     outcomes: list[object] = []
@@ -190,10 +214,17 @@ def test_harness_reconcile_command_reports_json(db, world, service, capsys):
     assert "completed 0, refunded 0" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("0s", timedelta(0)), ("90", timedelta(seconds=90)), ("5m", timedelta(minutes=5)),
-    ("2h", timedelta(hours=2)), ("1d", timedelta(days=1)), ("1h30m", timedelta(minutes=90)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0s", timedelta(0)),
+        ("90", timedelta(seconds=90)),
+        ("5m", timedelta(minutes=5)),
+        ("2h", timedelta(hours=2)),
+        ("1d", timedelta(days=1)),
+        ("1h30m", timedelta(minutes=90)),
+    ],
+)
 def test_durations(text, expected):
     assert parse_duration(text) == expected
 

@@ -22,6 +22,7 @@ from harness.proofs.verify.checks.rollback import (
 BROKEN = ROOT / "examples" / "broken"
 PWC = "function purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)"
 
+
 def context(admin_dsn: str, dirs: list[Path]):
     name = database.scratch_name("harness_rbtpl")
     dsn = database.create_database(admin_dsn, name)
@@ -29,8 +30,9 @@ def context(admin_dsn: str, dirs: list[Path]):
         m.apply()
         applied = [s.id for s in m.status() if s.applied]
         sources = list(m.sources)
-    ctx = CheckContext(admin_dsn=admin_dsn, migration_dirs=sources, template=name,
-                       migrations=applied)
+    ctx = CheckContext(
+        admin_dsn=admin_dsn, migration_dirs=sources, template=name, migrations=applied
+    )
     return ctx, name
 
 
@@ -90,37 +92,54 @@ def test_migrations_lint_passes_and_names_the_break_lock_command(project):
 def test_round_trip_fails_when_a_rollback_drops_the_function(drops_function):
     with pytest.raises(CheckFailed) as failed:
         round_trip(drops_function)
-    assert f"{PWC}: missing after rolling back 0100_replace_purchase_function" \
-        in failed.value.detail
+    assert (
+        f"{PWC}: missing after rolling back 0100_replace_purchase_function" in failed.value.detail
+    )
 
 
 def test_data_preserved_fails_when_a_rollback_drops_the_function(drops_function):
     with pytest.raises(CheckFailed) as failed:
         data_preserved(drops_function)
-    assert (f"{PWC}: EXECUTE granted to PUBLIC after rolling back and re-applying "
-            "0100_replace_purchase_function") in failed.value.detail
+    assert (
+        f"{PWC}: EXECUTE granted to PUBLIC after rolling back and re-applying "
+        "0100_replace_purchase_function"
+    ) in failed.value.detail
 
 
 def test_switch_back_fails_when_a_rollback_drops_the_function(drops_function):
     with pytest.raises(CheckFailed) as failed:
         switch_back(drops_function)
-    assert ("after rolling back 0100_replace_purchase_function the atomic flow, which worked "
-            "before 0100_replace_purchase_function was applied, fails: UndefinedFunction"
-            ) in failed.value.detail
+    assert (
+        "after rolling back 0100_replace_purchase_function the atomic flow, which worked "
+        "before 0100_replace_purchase_function was applied, fails: UndefinedFunction"
+    ) in failed.value.detail
 
 
 def test_verify_only_rollback_fails_on_a_rollback_that_loses_the_search_path(
-        admin_dsn, tmp_path, capsys):
+    admin_dsn, tmp_path, capsys
+):
     from harness.cli import cli
 
     out = tmp_path / "report.json"
-    code = cli(["verify", "--only", "rollback.round-trip", "--dsn", admin_dsn,
-                "--migrations", str(ROOT / "migrations"),
-                "--migrations", str(BROKEN / "replace_loses_search_path"),
-                "--json", str(out)])
+    code = cli(
+        [
+            "verify",
+            "--only",
+            "rollback.round-trip",
+            "--dsn",
+            admin_dsn,
+            "--migrations",
+            str(ROOT / "migrations"),
+            "--migrations",
+            str(BROKEN / "replace_loses_search_path"),
+            "--json",
+            str(out),
+        ]
+    )
     capsys.readouterr()
     assert code == 1
     (result,) = json.loads(out.read_text())["checks"]
     assert result["id"] == "rollback.round-trip" and result["status"] == "failed"
     assert result["detail"].startswith(
-        f"{PWC}: search_path no longer pinned after rolling back 0100_replace_purchase_function")
+        f"{PWC}: search_path no longer pinned after rolling back 0100_replace_purchase_function"
+    )

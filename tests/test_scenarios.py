@@ -59,7 +59,11 @@ def test_every_shipped_scenario_is_valid():
 
 
 def test_a_full_example_parses_into_its_parts(tmp_path):
-    s = load_scenario(write(tmp_path, BASE + """
+    s = load_scenario(
+        write(
+            tmp_path,
+            BASE
+            + """
         [[steps]]
         action = "crash_purchase"
         workspace = ["buyer"]
@@ -85,12 +89,13 @@ def test_a_full_example_parses_into_its_parts(tmp_path):
         sold = { "lead-2" = 0 }
         emails = { queued = 1, sent = 1, dead = 0 }
         invariants = "violated"
-    """))
+    """,
+        )
+    )
     assert s.member_names == {"buyer": ["buyer-0", "buyer-1"]}
     assert s.lead_names == ["lead-0", "lead-1", "lead-2"]
     crash, topup, rec, _ = s.steps
-    assert (crash.after, crash.repeat, crash.concurrency, crash.user) == ("items", 3, 3,
-                                                                          "buyer-1")
+    assert (crash.after, crash.repeat, crash.concurrency, crash.user) == ("items", 3, 3, "buyer-1")
     assert str(topup.amount) == "5.00"
     assert rec.older_than.total_seconds() == 90
     assert s.expect.invariants == "violated"
@@ -99,50 +104,90 @@ def test_a_full_example_parses_into_its_parts(tmp_path):
 BAD = [
     # (text appended to or replacing the base, key the error must name, words in it)
     (BASE + STEP + "colour = 'red'\n", "steps[0].colour", "unknown key"),
-    (BASE + STEP.replace('leads = ["lead-0"]', 'leads = ["lead-7"]'), "steps[0].leads[0]",
-     "unknown lead 'lead-7'"),
-    (BASE + STEP.replace('workspace = "buyer"', 'workspace = "nobody"'), "steps[0].workspace",
-     "unknown workspace 'nobody'"),
-    (BASE + STEP.replace('workspace = "buyer"', 'workspace = ["buyer", "ghost"]'),
-     "steps[0].workspace[1]", "unknown workspace 'ghost'"),
-    (BASE.replace('partner = "acme"', 'partner = "zeta"') + STEP, "leads[0].partner",
-     "unknown partner 'zeta'"),
-    (BASE.replace('balance = "10.00"', "balance = 10.5") + STEP, "workspaces[0].balance",
-     "as strings"),
-    (BASE.replace('balance = "10.00"', 'balance = "10.001"') + STEP, "workspaces[0].balance",
-     "two decimals"),
-    (BASE.replace("members = 2", 'members = "2"') + STEP, "workspaces[0].members",
-     "whole number"),
+    (
+        BASE + STEP.replace('leads = ["lead-0"]', 'leads = ["lead-7"]'),
+        "steps[0].leads[0]",
+        "unknown lead 'lead-7'",
+    ),
+    (
+        BASE + STEP.replace('workspace = "buyer"', 'workspace = "nobody"'),
+        "steps[0].workspace",
+        "unknown workspace 'nobody'",
+    ),
+    (
+        BASE + STEP.replace('workspace = "buyer"', 'workspace = ["buyer", "ghost"]'),
+        "steps[0].workspace[1]",
+        "unknown workspace 'ghost'",
+    ),
+    (
+        BASE.replace('partner = "acme"', 'partner = "zeta"') + STEP,
+        "leads[0].partner",
+        "unknown partner 'zeta'",
+    ),
+    (
+        BASE.replace('balance = "10.00"', "balance = 10.5") + STEP,
+        "workspaces[0].balance",
+        "as strings",
+    ),
+    (
+        BASE.replace('balance = "10.00"', 'balance = "10.001"') + STEP,
+        "workspaces[0].balance",
+        "two decimals",
+    ),
+    (BASE.replace("members = 2", 'members = "2"') + STEP, "workspaces[0].members", "whole number"),
     (BASE.replace("count = 3", "count = true") + STEP, "leads[0].count", "whole number"),
     (BASE + STEP + "repeat = 2\nconcurrency = 3\n", "steps[0].concurrency", "more than repeat"),
     (BASE + STEP + "leads_per_purchase = 1\n", "steps[0].leads", "exactly one of"),
-    (BASE + STEP.replace('leads = ["lead-0"]', "leads_per_purchase = 2") + "repeat = 2\n",
-     "steps[0].leads_per_purchase", "need 4 leads"),
+    (
+        BASE + STEP.replace('leads = ["lead-0"]', "leads_per_purchase = 2") + "repeat = 2\n",
+        "steps[0].leads_per_purchase",
+        "need 4 leads",
+    ),
     (BASE + STEP.replace('"purchase"', '"refund"'), "steps[0].action", "not one of"),
     (BASE + STEP.replace('"purchase"', '"crash_purchase"'), "steps[0].after", "missing"),
-    (BASE + STEP.replace('"purchase"', '"crash_purchase"') + 'after = "mark_sold"\n'
-     'flow = "atomic"\n', "steps[0].flow", "stepwise flow only"),
+    (
+        BASE + STEP.replace('"purchase"', '"crash_purchase"') + 'after = "mark_sold"\n'
+        'flow = "atomic"\n',
+        "steps[0].flow",
+        "stepwise flow only",
+    ),
     (BASE + STEP + 'flow = "fast"\n', "steps[0].flow", "not one of"),
-    (BASE + '[[steps]]\naction = "reconcile"\nolder_than = "5 minutes"\n',
-     "steps[0].older_than", "duration"),
-    (BASE + '[[steps]]\naction = "topup"\nworkspace = "buyer"\n', "steps[0].amount",
-     "missing"),
-    (BASE + '[[steps]]\naction = "run_worker"\nconcurrency = 2\n', "steps[0].concurrency",
-     "unknown key"),
-    (BASE + STEP + "[expect]\nerrors = { no_such_code = 1 }\n", "expect.errors.no_such_code",
-     "unknown error code 'no_such_code'"),
-    (BASE + STEP + '[expect]\nbalances = { ghost = "1.00" }\n', "expect.balances.ghost",
-     "unknown workspace 'ghost'"),
-    (BASE + STEP + '[expect]\nsold = { "lead-9" = 1 }\n', "expect.sold.lead-9",
-     "unknown lead 'lead-9'"),
-    (BASE + STEP + "[expect]\nemails = { bounced = 1 }\n", "expect.emails.bounced",
-     "unknown key"),
+    (
+        BASE + '[[steps]]\naction = "reconcile"\nolder_than = "5 minutes"\n',
+        "steps[0].older_than",
+        "duration",
+    ),
+    (BASE + '[[steps]]\naction = "topup"\nworkspace = "buyer"\n', "steps[0].amount", "missing"),
+    (
+        BASE + '[[steps]]\naction = "run_worker"\nconcurrency = 2\n',
+        "steps[0].concurrency",
+        "unknown key",
+    ),
+    (
+        BASE + STEP + "[expect]\nerrors = { no_such_code = 1 }\n",
+        "expect.errors.no_such_code",
+        "unknown error code 'no_such_code'",
+    ),
+    (
+        BASE + STEP + '[expect]\nbalances = { ghost = "1.00" }\n',
+        "expect.balances.ghost",
+        "unknown workspace 'ghost'",
+    ),
+    (
+        BASE + STEP + '[expect]\nsold = { "lead-9" = 1 }\n',
+        "expect.sold.lead-9",
+        "unknown lead 'lead-9'",
+    ),
+    (BASE + STEP + "[expect]\nemails = { bounced = 1 }\n", "expect.emails.bounced", "unknown key"),
     (BASE + STEP + '[expect]\ninvariants = "mostly"\n', "expect.invariants", "not one of"),
     (BASE + STEP + '[expect]\nsucceeded = "10"\n', "expect.succeeded", "whole number"),
     (BASE, "steps", "at least one"),
     (BASE.replace('name = "t"', "") + STEP, "name", "missing"),
-    (BASE + BASE.split("[[partners]]")[0].replace('name = "t"', "") + STEP, "workspaces",
-     "'buyer' is used twice"),
+    (
+        BASE + BASE.split("[[partners]]")[0].replace('name = "t"', "") + STEP,
+        "workspaces",
+        "'buyer' is used twice",
+    ),
     (BASE.replace("members = 2", "members = 0") + STEP, "steps[0].user", "no members"),
     ("weather = 'fine'\n" + BASE + STEP, "weather", "unknown key"),
 ]
@@ -202,8 +247,9 @@ def test_legacy_race_reports_the_overdraft(shipped_results):
     assert result.succeeded > 10  # more purchases paid than 10 credits could pay for
 
 
-def test_hot_wallet_race_holds_on_the_stepwise_flow_and_fails_on_legacy(admin_dsn, template_db,
-                                                                        monkeypatch):
+def test_hot_wallet_race_holds_on_the_stepwise_flow_and_fails_on_legacy(
+    admin_dsn, template_db, monkeypatch
+):
     monkeypatch.setenv("HARNESS_PURCHASE_FLOW", "stepwise")
     hot = load_scenario(ROOT / "scenarios" / "hot-wallet-race.toml")
     (stepwise,) = run_scenarios(admin_dsn, [hot], template=template_db)
@@ -223,21 +269,25 @@ def test_legacy_race_is_caught_every_time(admin_dsn, template_db):
 
 
 def test_unmet_expectations_fail_the_scenario_and_the_command(tmp_path, admin_dsn, capsys):
-    path = write(tmp_path, BASE + STEP + """
+    path = write(
+        tmp_path,
+        BASE
+        + STEP
+        + """
         [expect]
         succeeded = 2
         balances = { buyer = "10.00" }
         sold = { "lead-0" = 0 }
         emails = { queued = 0 }
         invariants = "violated"
-    """)
+    """,
+    )
     out = tmp_path / "report.json"
     assert cli(["scenario", "run", str(path), "--dsn", admin_dsn, "--json", str(out)]) == 1
     doc = json.loads(out.read_text())
     assert doc["ok"] is False
     (s,) = doc["scenarios"]
-    assert {"name", "ok", "succeeded", "errors", "balances", "violations",
-            "mismatches"} <= set(s)
+    assert {"name", "ok", "succeeded", "errors", "balances", "violations", "mismatches"} <= set(s)
     assert s["balances"] == {"buyer": "9.00"}
     assert s["mismatches"] == [
         "succeeded: expected 2, got 1",
@@ -258,7 +308,10 @@ def test_met_expectations_exit_zero_with_the_json_report(tmp_path, admin_dsn, ca
 
 
 def test_outsiders_missing_accounts_rotation_and_topups(tmp_path, admin_dsn, template_db):
-    path = write(tmp_path, BASE + """
+    path = write(
+        tmp_path,
+        BASE
+        + """
         [[workspaces]]
         name = "empty"
         members = 1
@@ -288,7 +341,8 @@ def test_outsiders_missing_accounts_rotation_and_topups(tmp_path, admin_dsn, tem
         errors = { not_authorized = 1, no_credits_account = 1, insufficient_credits = 1 }
         balances = { buyer = "9.00", zero = "1.50" }
         sold = { "lead-0" = 1, "lead-1" = 0, "lead-2" = 1 }
-    """)
+    """,
+    )
     (result,) = run_scenarios(admin_dsn, [load_scenario(path)], template=template_db)
     assert result.ok, (result.mismatches, dict(result.errors))
     assert result.balances["empty"] is None
@@ -300,23 +354,28 @@ def test_an_undocumented_exception_counts_as_unexpected_and_fails(tmp_path, admi
     assert result.errors == {"unexpected": 1}
     assert not result.ok
     assert result.mismatches[0].startswith("errors: 1 unexpected error(s): UsageError")
-    expected = write(tmp_path, BASE + STEP + 'idempotency_key = " "\n'
-                     "[expect]\nerrors = { unexpected = 1 }\n", "expected.toml")
+    expected = write(
+        tmp_path,
+        BASE + STEP + 'idempotency_key = " "\n[expect]\nerrors = { unexpected = 1 }\n',
+        "expected.toml",
+    )
     (result,) = run_scenarios(admin_dsn, [load_scenario(expected)], template=template_db)
     assert result.ok, result.mismatches
 
 
-def test_concurrency_that_is_never_observed_is_a_mismatch(tmp_path, admin_dsn, template_db,
-                                                          monkeypatch):
+def test_concurrency_that_is_never_observed_is_a_mismatch(
+    tmp_path, admin_dsn, template_db, monkeypatch
+):
     def never_overlapping(self):
-        self.peak = 1
+        self.max_seen = 1
 
-    monkeypatch.setattr(scenario_runner._InFlightSampler, "_run", never_overlapping)
+    monkeypatch.setattr(scenario_runner.InFlightMonitor, "_run", never_overlapping)
     monkeypatch.setattr(scenario_runner, "max_overlap", lambda spans: 1)
     path = write(tmp_path, BASE + STEP + "repeat = 2\nconcurrency = 2\n")
     (result,) = run_scenarios(admin_dsn, [load_scenario(path)], template=template_db)
     assert result.mismatches == [
-        "steps[0] (purchase): concurrency not achieved (concurrency 2, peak in flight 1)"]
+        "steps[0] (purchase): concurrency not achieved (concurrency 2, peak in flight 1)"
+    ]
     assert report([result])["ok"] is False
 
 

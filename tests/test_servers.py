@@ -45,13 +45,19 @@ def test_throwaway_cluster_starts_with_durability_off_and_is_deleted(provider):
         assert servers.system_bin_dirs(), "a system PostgreSQL is required (see .ci/run)"
     with servers.server(postgres=provider) as srv:
         with psycopg.connect(srv.dsn) as conn:
-            settings = dict(conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN "
-                "('fsync', 'synchronous_commit', 'full_page_writes', 'listen_addresses')"
-            ).fetchall())
+            settings = dict(
+                conn.execute(
+                    "SELECT name, setting FROM pg_settings WHERE name IN "
+                    "('fsync', 'synchronous_commit', 'full_page_writes', 'listen_addresses')"
+                ).fetchall()
+            )
             user = conn.execute("SELECT current_user").fetchone()[0]
-        assert settings == {"fsync": "off", "synchronous_commit": "off",
-                            "full_page_writes": "off", "listen_addresses": ""}
+        assert settings == {
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "listen_addresses": "",
+        }
         assert user == "postgres"
         assert srv.workdir.is_dir()
     assert not srv.workdir.exists()
@@ -102,19 +108,30 @@ def _as_ordinary_user(code: str) -> subprocess.CompletedProcess:
     paths = [root] + [p for p in sys.path if p and Path(p).is_dir()]
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": os.pathsep.join(paths)}
     nobody = pwd.getpwnam("nobody")
-    return subprocess.run([str(python), "-c", code], user=nobody.pw_uid, group=nobody.pw_gid,
-                          extra_groups=[], env=env, cwd="/tmp", capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [str(python), "-c", code],
+        user=nobody.pw_uid,
+        group=nobody.pw_gid,
+        extra_groups=[],
+        env=env,
+        cwd="/tmp",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
 def test_throwaway_server_works_for_an_ordinary_user():
     probe = _as_ordinary_user(
         f"import sys; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}; "
-        "import harness.db.servers, psycopg")
+        "import harness.db.servers, psycopg"
+    )
     if probe.returncode != 0:
-        pytest.skip(f"no Python of this version that 'nobody' can run here: "
-                    f"{probe.stderr.strip().splitlines()[-1:]}")
+        pytest.skip(
+            f"no Python of this version that 'nobody' can run here: "
+            f"{probe.stderr.strip().splitlines()[-1:]}"
+        )
     code = (
         "import os, psycopg\n"
         "from harness.db.servers import server\n"

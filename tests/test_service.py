@@ -61,13 +61,15 @@ def req(ws, user, leads, key=None):
 
 
 def ledger_sum(conn, ws):
-    return conn.execute("SELECT coalesce(sum(amount), 0) FROM credit_ledger "
-                        "WHERE workspace_id = %s", (ws,)).fetchone()[0]
+    return conn.execute(
+        "SELECT coalesce(sum(amount), 0) FROM credit_ledger WHERE workspace_id = %s", (ws,)
+    ).fetchone()[0]
 
 
 def purchases(conn, ws):
-    return conn.execute("SELECT count(*) FROM marketplace_purchases "
-                        "WHERE buyer_workspace_id = %s", (ws,)).fetchone()[0]
+    return conn.execute(
+        "SELECT count(*) FROM marketplace_purchases WHERE buyer_workspace_id = %s", (ws,)
+    ).fetchone()[0]
 
 
 # -- flow selection ----------------------------------------------------------------------
@@ -176,8 +178,12 @@ def test_a_repeat_after_completion_replays_without_a_second_debit(conn, world, s
     assert not first.replayed
     again = service.purchase(req(ws, user, list(reversed(leads)), "k1"))
     assert again.replayed
-    assert (again.purchase_id, again.new_balance, again.total_price, again.leads) == \
-        (first.purchase_id, first.new_balance, first.total_price, first.leads)
+    assert (again.purchase_id, again.new_balance, again.total_price, again.leads) == (
+        first.purchase_id,
+        first.new_balance,
+        first.total_price,
+        first.leads,
+    )
     assert world.balance(ws) == Decimal("8.00") == ledger_sum(conn, ws)
     assert purchases(conn, ws) == 1
 
@@ -203,33 +209,42 @@ def test_a_repeat_while_the_key_row_is_locked_is_in_progress(conn, db, world, se
     leads = world.leads(2)
     service.purchase(req(ws, user, leads[:1], "k1"))
     with database.connect(db, autocommit=False) as holder:
-        holder.execute("SELECT FROM api_idempotency_keys WHERE idempotency_key = 'k1' "
-                       "AND workspace_id = %s FOR UPDATE", (ws,))
+        holder.execute(
+            "SELECT FROM api_idempotency_keys WHERE idempotency_key = 'k1' "
+            "AND workspace_id = %s FOR UPDATE",
+            (ws,),
+        )
         assert_refused(conn, service, req(ws, user, leads[:1], "k1"), "purchase_in_progress")
         holder.rollback()
     assert service.purchase(req(ws, user, leads[:1], "k1")).replayed
 
 
-def test_a_repeat_while_a_stepwise_attempt_is_processing_is_in_progress(conn, world, service,
-                                                                        buyer):
+def test_a_repeat_while_a_stepwise_attempt_is_processing_is_in_progress(
+    conn, world, service, buyer
+):
     ws, user = buyer
     leads = world.leads(1)
     fingerprint = req(ws, user, leads).fingerprint()
-    conn.execute("INSERT INTO api_idempotency_keys (workspace_id, idempotency_key, "
-                 "request_fingerprint) VALUES (%s, 'k1', %s)", (ws, fingerprint))
+    conn.execute(
+        "INSERT INTO api_idempotency_keys (workspace_id, idempotency_key, "
+        "request_fingerprint) VALUES (%s, 'k1', %s)",
+        (ws, fingerprint),
+    )
     assert_refused(conn, service, req(ws, user, leads, "k1"), "purchase_in_progress")
 
 
-def test_a_repeat_while_an_atomic_purchase_is_uncommitted_is_in_progress(db, conn, world, pool,
-                                                                        flow, buyer):
+def test_a_repeat_while_an_atomic_purchase_is_uncommitted_is_in_progress(
+    db, conn, world, pool, flow, buyer
+):
     ws, user = buyer
     leads = world.leads(1)
     first = PurchaseService(pool, "atomic")
     request = req(ws, user, leads, "k1")
     prep = first._prepare(request)
     with database.connect(db, autocommit=False) as running:
-        first.repo.atomic_purchase(ws, user, leads, prep.total_price, "k1", prep.fingerprint,
-                                   sql_config(), conn=running)
+        first.repo.atomic_purchase(
+            ws, user, leads, prep.total_price, "k1", prep.fingerprint, sql_config(), conn=running
+        )
         if flow == "atomic":  # stepwise/legacy would queue behind the uncommitted key row
             assert_refused(conn, PurchaseService(pool, flow), request, "purchase_in_progress")
         running.commit()
@@ -244,8 +259,9 @@ def test_a_key_whose_attempt_failed_can_be_retried(conn, world, pool, flow):
     with pytest.raises(DomainError) as info:
         service.purchase(req(ws, user, leads, "k1"))
     assert info.value.code == "insufficient_credits"
-    status = conn.execute("SELECT status FROM api_idempotency_keys WHERE workspace_id = %s",
-                          (ws,)).fetchone()
+    status = conn.execute(
+        "SELECT status FROM api_idempotency_keys WHERE workspace_id = %s", (ws,)
+    ).fetchone()
     assert status in (None, ("failed",))
     world.conn.execute("SELECT add_credits(%s, 5.00, 'more')", (ws,))
     result = service.purchase(req(ws, user, leads, "k1"))
@@ -294,18 +310,26 @@ def test_top_up_adds_credits_and_queues_the_credit_email_in_one_transaction(conn
     assert service.top_up(ws, Decimal("25.00"), "starter") == Decimal("25.00")
     assert service.top_up(ws, Decimal("5.00"), "mini") == Decimal("30.00")
     assert ledger_sum(conn, ws) == Decimal("30.00")
-    jobs = conn.execute("SELECT kind, payload, workspace_id FROM email_jobs "
-                        "WHERE workspace_id = %s ORDER BY id", (ws,)).fetchall()
+    jobs = conn.execute(
+        "SELECT kind, payload, workspace_id FROM email_jobs WHERE workspace_id = %s ORDER BY id",
+        (ws,),
+    ).fetchall()
     assert [j[0] for j in jobs] == ["credit_purchase", "credit_purchase"]
     email = conn.execute("SELECT email FROM users WHERE id = %s", (user,)).fetchone()[0]
-    assert jobs[1][1] == {"email": email, "name": jobs[1][1]["name"], "credits_amount": "5.00",
-                          "total_price": "5.00", "package_name": "mini",
-                          "new_balance": "30.00"}
+    assert jobs[1][1] == {
+        "email": email,
+        "name": jobs[1][1]["name"],
+        "credits_amount": "5.00",
+        "total_price": "5.00",
+        "package_name": "mini",
+        "new_balance": "30.00",
+    }
     assert jobs[1][2] == ws
 
 
-@pytest.mark.parametrize("amount", [Decimal("0"), Decimal("-1"), Decimal("0.001"),
-                                    Decimal("NaN"), Decimal("100000000")])
+@pytest.mark.parametrize(
+    "amount", [Decimal("0"), Decimal("-1"), Decimal("0.001"), Decimal("NaN"), Decimal("100000000")]
+)
 def test_top_up_refuses_bad_amounts_and_changes_nothing(conn, world, pool, amount):
     ws, _ = world.workspace(balance="1.00")
     before = snapshot(conn)

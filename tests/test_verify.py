@@ -71,8 +71,12 @@ def validate_junit_report(path: Path, report: dict) -> None:
 
 def scratch_databases(admin_dsn: str) -> set[str]:
     with database.connect(admin_dsn) as conn:
-        return {r[0] for r in conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'harness\\_verify\\_%'")}
+        return {
+            r[0]
+            for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'harness\\_verify\\_%'"
+            )
+        }
 
 
 # -- framework, no server --------------------------------------------------------------------
@@ -103,8 +107,10 @@ def _inconclusive(ctx):
 
 
 def test_a_check_status_follows_what_it_returns_or_raises():
-    assert (_result(lambda ctx: "evidence").status, _result(lambda ctx: "evidence").detail) == \
-        ("passed", "evidence")
+    assert (_result(lambda ctx: "evidence").status, _result(lambda ctx: "evidence").detail) == (
+        "passed",
+        "evidence",
+    )
     assert (_result(_fails).status, _result(_fails).detail) == ("failed", "balance went negative")
     assert _result(_skips).status == "skipped"
     crashed = _result(_crashes)
@@ -117,13 +123,24 @@ def test_registered_check_ids_are_stable_unique_and_documented():
     ids = [c.id for c in checks]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*\.[a-z0-9][a-z0-9-]*", i) for i in ids)
-    for category in ("contract", "input", "concurrency", "faults", "queue", "security",
-                     "invariants"):
+    for category in (
+        "contract",
+        "input",
+        "concurrency",
+        "faults",
+        "queue",
+        "security",
+        "invariants",
+    ):
         assert any(c.category == category for c in checks), category
     docs = documentation(ROOT)
-    undocumented = [c.id for c in checks if c.id.split(".")[0] in
-                    {"contract", "input", "concurrency", "faults", "queue", "security",
-                     "invariants"} and f"`{c.id}`" not in docs]
+    undocumented = [
+        c.id
+        for c in checks
+        if c.id.split(".")[0]
+        in {"contract", "input", "concurrency", "faults", "queue", "security", "invariants"}
+        and f"`{c.id}`" not in docs
+    ]
     assert undocumented == []
     assert all(c.summary for c in checks)
 
@@ -138,12 +155,18 @@ def test_only_selects_categories_and_ids_and_refuses_unknown_names():
 
 
 def test_reports_carry_every_check_in_both_formats(tmp_path):
-    report = Report("embedded", "18.0", ["0001_base_schema"], [
-        CheckResult("contract.a", "contract", "passed", "fine", 0.1),
-        CheckResult("contract.b", "contract", "failed", "went negative\nsecond line", 0.2),
-        CheckResult("security.c", "security", "error", "KeyError: x", 0.0),
-        CheckResult("queue.d", "queue", "skipped", "no aiosmtpd", 0.0),
-    ], seconds=0.3)
+    report = Report(
+        "embedded",
+        "18.0",
+        ["0001_base_schema"],
+        [
+            CheckResult("contract.a", "contract", "passed", "fine", 0.1),
+            CheckResult("contract.b", "contract", "failed", "went negative\nsecond line", 0.2),
+            CheckResult("security.c", "security", "error", "KeyError: x", 0.0),
+            CheckResult("queue.d", "queue", "skipped", "no aiosmtpd", 0.0),
+        ],
+        seconds=0.3,
+    )
     data = to_json(report)
     validate_json_report(data)
     assert data["ok"] is False
@@ -161,8 +184,19 @@ def test_reports_carry_every_check_in_both_formats(tmp_path):
 def test_verify_on_dsn_writes_only_scratch_databases_and_drops_them(admin_dsn, tmp_path):
     before = scratch_databases(admin_dsn)
     out, junit = tmp_path / "report.json", tmp_path / "report.xml"
-    code = cli(["verify", "--dsn", admin_dsn, "--only", "security,contract",
-                "--json", str(out), "--junit", str(junit)])
+    code = cli(
+        [
+            "verify",
+            "--dsn",
+            admin_dsn,
+            "--only",
+            "security,contract",
+            "--json",
+            str(out),
+            "--junit",
+            str(junit),
+        ]
+    )
     report = json.loads(out.read_text())
     validate_json_report(report)
     validate_junit_report(junit, report)
@@ -186,12 +220,22 @@ def test_keep_leaves_the_scratch_databases(admin_dsn):
 def test_migrations_that_do_not_apply_exit_2(admin_dsn, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "0100_bad.sql").write_text("-- depends: 0002_atomic_credit_purchase\n"
-                                      "SELECT * FROM no_such_table;\n")
+    (bad / "0100_bad.sql").write_text(
+        "-- depends: 0002_atomic_credit_purchase\nSELECT * FROM no_such_table;\n"
+    )
     (bad / "0100_bad.rollback.sql").write_text("SELECT 1;\n")
     before = scratch_databases(admin_dsn)
-    code = cli(["verify", "--dsn", admin_dsn, "--migrations", str(ROOT / "migrations"),
-                "--migrations", str(bad)])
+    code = cli(
+        [
+            "verify",
+            "--dsn",
+            admin_dsn,
+            "--migrations",
+            str(ROOT / "migrations"),
+            "--migrations",
+            str(bad),
+        ]
+    )
     assert code == 2
     assert "do not apply" in capsys.readouterr().err
     assert scratch_databases(admin_dsn) == before

@@ -26,8 +26,7 @@ BROKEN = {
 
 def run_verify(admin_dsn, tmp_path, *args: str) -> tuple[int, dict]:
     out, junit = tmp_path / "verify.json", tmp_path / "verify.xml"
-    code = cli(["verify", "--dsn", admin_dsn, "--json", str(out), "--junit", str(junit),
-                *args])
+    code = cli(["verify", "--dsn", admin_dsn, "--json", str(out), "--junit", str(junit), *args])
     report = json.loads(out.read_text())
     validate_json_report(report)
     validate_junit_report(junit, report)
@@ -35,12 +34,18 @@ def run_verify(admin_dsn, tmp_path, *args: str) -> tuple[int, dict]:
 
 
 @pytest.mark.parametrize("example", sorted(BROKEN))
-def test_verify_fails_on_a_broken_migration_with_the_named_checks(admin_dsn, tmp_path,
-                                                                  example):
+def test_verify_fails_on_a_broken_migration_with_the_named_checks(admin_dsn, tmp_path, example):
     only, must_fail = BROKEN[example]
-    code, report = run_verify(admin_dsn, tmp_path, "--migrations", str(ROOT / "migrations"),
-                              "--migrations", str(EXAMPLES / example),
-                              "--only", only)
+    code, report = run_verify(
+        admin_dsn,
+        tmp_path,
+        "--migrations",
+        str(ROOT / "migrations"),
+        "--migrations",
+        str(EXAMPLES / example),
+        "--only",
+        only,
+    )
     failed = {c["id"] for c in report["checks"] if c["status"] == "failed"}
     assert code == 1
     assert report["ok"] is False

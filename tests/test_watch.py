@@ -41,7 +41,8 @@ def test_watch_exits_1_on_a_purchase_stuck_in_pending(healthy, conn, world, caps
     conn.execute(
         "INSERT INTO marketplace_purchases (buyer_workspace_id, buyer_user_id, total_leads, "
         "total_price, created_at) VALUES (%s, %s, 1, 1.00, now() - interval '20 minutes')",
-        (ws, user))
+        (ws, user),
+    )
     assert cli(["watch", "--dsn", healthy, "--pending-timeout", "30m"]) == 0
     capsys.readouterr()
     assert cli(["watch", "--dsn", healthy, "--pending-timeout", "10m", "--json"]) == 1
@@ -68,8 +69,10 @@ def test_watch_counts_failed_purchases_by_message(healthy, world):
 
 
 def test_watch_alerts_on_dead_lettered_email_jobs(healthy, conn):
-    conn.execute("UPDATE email_jobs SET status = 'dead', dead_at = now(), "
-                 "last_error = 'smtp 550' WHERE id = (SELECT min(id) FROM email_jobs)")
+    conn.execute(
+        "UPDATE email_jobs SET status = 'dead', dead_at = now(), "
+        "last_error = 'smtp 550' WHERE id = (SELECT min(id) FROM email_jobs)"
+    )
     report = watch(healthy, timedelta(minutes=15))
     (dead,) = [m for m in report.measures if m.name == "dead_letters"]
     assert dead.value == 1 and dead.exceeded
@@ -82,8 +85,10 @@ def test_watch_writes_nothing(healthy, conn):
     assert snapshot(conn) == before
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("30s", 30), ("15m", 900),
-                                           ("2h", 7200), ("1d", 86400), ("1h30m", 5400)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90", 90), ("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400)],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
     assert Decimal(seconds) > 0

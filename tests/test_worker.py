@@ -32,22 +32,51 @@ FAST = {"retry_backoff_ms": 20, "lease_seconds": 1.0}
 
 
 def enqueue(conn, n=1):
-    return [queue_credit_purchase_email(conn, CreditPurchaseEmail(
-        email=f"buyer{i}@example.com", name=f"Buyer {i}", credits_amount=Decimal("10.00"),
-        total_price=Decimal("10.00"), package_name="starter", new_balance=Decimal("10.00")))
-        for i in range(n)]
+    return [
+        queue_credit_purchase_email(
+            conn,
+            CreditPurchaseEmail(
+                email=f"buyer{i}@example.com",
+                name=f"Buyer {i}",
+                credits_amount=Decimal("10.00"),
+                total_price=Decimal("10.00"),
+                package_name="starter",
+                new_balance=Decimal("10.00"),
+            ),
+        )
+        for i in range(n)
+    ]
 
 
 def jobs(conn):
-    return {r[0]: r[1:] for r in conn.execute(
-        "SELECT id, status::text, attempts, last_error FROM email_jobs ORDER BY id")}
+    return {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT id, status::text, attempts, last_error FROM email_jobs ORDER BY id"
+        )
+    }
 
 
 def worker_process(db, url, *args):
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", "worker", "--dsn", db, "--smtp-url", url,
-         "--poll-interval", "0.05", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "worker",
+            "--dsn",
+            db,
+            "--smtp-url",
+            url,
+            "--poll-interval",
+            "0.05",
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run_in_thread(fn):
@@ -212,8 +241,10 @@ def test_a_live_worker_keeps_its_lease_through_a_send_longer_than_the_lease(conn
 
 def test_a_lost_attempt_that_was_the_last_one_is_dead_lettered(conn, db):
     (job_id,) = enqueue(conn)
-    conn.execute("UPDATE email_jobs SET status = 'sending', attempts = 2, locked_by = 'gone', "
-                 "locked_until = now() - interval '1 second'")
+    conn.execute(
+        "UPDATE email_jobs SET status = 'sending', attempts = 2, locked_by = 'gone', "
+        "locked_until = now() - interval '1 second'"
+    )
     stats = drain(db, down_url(), retry_attempts=2)
     assert (stats.dead, stats.recovered) == (1, 1)
     job = get_job(conn, job_id)
@@ -224,8 +255,10 @@ def test_two_workers_running_together_never_send_the_same_job(conn, db):
     ids = enqueue(conn, 60)
     sink = Sink(delay=0.01)
     with running(sink) as url:
-        procs = [worker_process(db, url, "--once", "--batch-size", "2", "--concurrency", "2",
-                                "--json") for _ in range(2)]
+        procs = [
+            worker_process(db, url, "--once", "--batch-size", "2", "--concurrency", "2", "--json")
+            for _ in range(2)
+        ]
         outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     reported = [json.loads(out)["sent"] for out, _ in outs]
@@ -320,12 +353,14 @@ def test_a_job_waiting_out_its_backoff_can_be_cancelled(conn, db):
 def test_a_claimed_job_cancelled_before_its_send_is_not_sent(conn, db):
     (job_id,) = enqueue(conn)
     worker = Worker(db, down_url(), batch_size=1)
-    conn.execute("UPDATE email_jobs SET status = 'sending', locked_by = %s, "
-                 "locked_until = now() + interval '1 minute'", (worker.name,))
+    conn.execute(
+        "UPDATE email_jobs SET status = 'sending', locked_by = %s, "
+        "locked_until = now() + interval '1 minute'",
+        (worker.name,),
+    )
     assert request_cancel(conn, job_id) == "sending"
     with connect(db) as wconn:
-        job = dict(id=job_id, kind="credit_purchase", payload={}, message_id="x",
-                   created_at=None)
+        job = dict(id=job_id, kind="credit_purchase", payload={}, message_id="x", created_at=None)
         worker._deliver(wconn, None, job)  # never reaches the mailer
     job = get_job(conn, job_id)
     assert (job.status, job.attempts) == ("cancelled", 0)

@@ -53,8 +53,9 @@ def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
-def add(parser: argparse.ArgumentParser | Any, *flags: str, env_var: str | None = None,
-        **kwargs: Any) -> argparse.Action:
+def add(
+    parser: argparse.ArgumentParser | Any, *flags: str, env_var: str | None = None, **kwargs: Any
+) -> argparse.Action:
     """``add_argument`` with an optional environment variable as the default.
 
     The variable's parser is the option's type unless one is given; its help text gains
@@ -75,8 +76,9 @@ def add(parser: argparse.ArgumentParser | Any, *flags: str, env_var: str | None 
     return action
 
 
-def _parsers_used(parser: argparse.ArgumentParser,
-                  args: argparse.Namespace) -> list[argparse.ArgumentParser]:
+def _parsers_used(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> list[argparse.ArgumentParser]:
     chain = [parser]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -98,8 +100,12 @@ def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             value = env.read(name)
             if value is None:
                 value = fallback
-            if action.option_strings and isinstance(action, argparse._AppendAction) \
-                    and value is not None and not isinstance(value, list):
+            if (
+                action.option_strings
+                and isinstance(action, argparse._AppendAction)
+                and value is not None
+                and not isinstance(value, list)
+            ):
                 value = list(value) if isinstance(value, tuple) else [value]
             setattr(args, action.dest, value)
 
@@ -124,14 +130,28 @@ class Target:
 def database_options(parser: argparse.ArgumentParser) -> None:
     """--dsn, --postgres and --migrations."""
     g = parser.add_argument_group("database")
-    add(g, "--dsn", type=env.dsn, help="an existing server, e.g. "
-        "postgresql://user:pw@host/db (env HARNESS_DSN; set but empty is an error)")
-    add(g, "--postgres", metavar="PROVIDER",
+    add(
+        g,
+        "--dsn",
+        type=env.dsn,
+        help="an existing server, e.g. "
+        "postgresql://user:pw@host/db (env HARNESS_DSN; set but empty is an error)",
+    )
+    add(
+        g,
+        "--postgres",
+        metavar="PROVIDER",
         help="throwaway server: embedded (default), system, or docker[:IMAGE] "
-        "(env HARNESS_POSTGRES)")
-    add(g, "--migrations", action="append", metavar="DIR",
+        "(env HARNESS_POSTGRES)",
+    )
+    add(
+        g,
+        "--migrations",
+        action="append",
+        metavar="DIR",
         help="migration directory, repeatable, applied in the order given; default the "
-        "packaged migrations (env HARNESS_MIGRATIONS, separated by ':')")
+        "packaged migrations (env HARNESS_MIGRATIONS, separated by ':')",
+    )
 
 
 def target_from(args: argparse.Namespace) -> Target:
@@ -191,8 +211,15 @@ def settings(cls: type[S], args: argparse.Namespace) -> S:
     return cls(**values)
 
 
-def command(subparsers: Any, name: str, run: Callable[[S], int], settings_cls: type[S], *,
-            database: bool = False, **kwargs: Any) -> argparse.ArgumentParser:
+def command(
+    subparsers: Any,
+    name: str,
+    run: Callable[[S], int],
+    settings_cls: type[S],
+    *,
+    database: bool = False,
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
     """A sub-command whose options become a ``settings_cls`` for ``run``."""
     p: argparse.ArgumentParser = subparsers.add_parser(name, **kwargs)
     if database:
@@ -224,6 +251,18 @@ class NoSettings:
 
 
 __all__ = [
-    "PROG", "NoSettings", "Target", "add", "command", "database", "group", "note",
-    "read_state", "resolve", "say", "settings", "target_from", "write_text",
+    "PROG",
+    "NoSettings",
+    "Target",
+    "add",
+    "command",
+    "database",
+    "group",
+    "note",
+    "read_state",
+    "resolve",
+    "say",
+    "settings",
+    "target_from",
+    "write_text",
 ]

@@ -64,16 +64,24 @@ def run_gate(s: GateSettings) -> int:
     from harness.cli import build_parser
 
     opts = gate.Options(
-        dirs=s.migration_dirs, apply=s.apply, skip_tests=s.skip_tests,
-        only=list(s.only) if s.only else None, scenario=s.scenario, baseline=s.baseline,
-        jobs=s.jobs, pytest_args=list(s.pytest_arg or ()),
-        commands=cli_commands(build_parser()))
+        dirs=s.migration_dirs,
+        apply=s.apply,
+        skip_tests=s.skip_tests,
+        only=list(s.only) if s.only else None,
+        scenario=s.scenario,
+        baseline=s.baseline,
+        jobs=s.jobs,
+        pytest_args=list(s.pytest_arg or ()),
+        commands=cli_commands(build_parser()),
+    )
     if opts.only:
         gate.check_items(opts.only)
 
     def progress(item: gate.Item) -> None:
-        note(f"[{item.number}/{len(gate.CHECKLIST)}] {item.status:<6} {item.title} "
-             f"({item.seconds:.1f} s)")
+        note(
+            f"[{item.number}/{len(gate.CHECKLIST)}] {item.status:<6} {item.title} "
+            f"({item.seconds:.1f} s)"
+        )
 
     with database(s) as srv:
         report = gate.run_gate(srv.dsn, srv.provider, opts, on_item=progress)
@@ -94,10 +102,15 @@ def run_watch(s: WatchSettings) -> int:
         if not read_state():
             raise UsageError("watch needs the database to look at: --dsn URL (env HARNESS_DSN)")
     limits = Thresholds(
-        pending_timeout=s.pending_timeout, max_stuck_pending=s.max_stuck_pending,
-        max_error_rate=s.max_error_rate, min_attempts=s.min_attempts,
-        max_dead_letters=s.max_dead_letters, max_failing_jobs=s.max_failing_jobs,
-        max_violations=s.max_violations, max_mean_ms=s.max_mean_ms)
+        pending_timeout=s.pending_timeout,
+        max_stuck_pending=s.max_stuck_pending,
+        max_error_rate=s.max_error_rate,
+        min_attempts=s.min_attempts,
+        max_dead_letters=s.max_dead_letters,
+        max_failing_jobs=s.max_failing_jobs,
+        max_violations=s.max_violations,
+        max_mean_ms=s.max_mean_ms,
+    )
     with database(s) as srv:
         report = watch(srv.dsn, s.since, limits)
     data = report.as_dict()
@@ -110,37 +123,90 @@ def run_watch(s: WatchSettings) -> int:
 def register(sub: Any) -> None:
     keys = ", ".join(k for k, _ in gate.CHECKLIST)
     p = command(
-        sub, "gate", run_gate, GateSettings, database=True,
+        sub,
+        "gate",
+        run_gate,
+        GateSettings,
+        database=True,
         help="the spec's deployment checklist as a CI gate",
         description="Run the Deployment Checklist of the spec item by item, in its order, "
         "plus the rollback rehearsal; each item PASS, FAIL or MANUAL with evidence. With "
         "--dsn (staging) migrations are only rehearsed on a scratch database unless "
         "--apply is given.",
         epilog=f"Items for --only: {keys}. Exit status: 0 no item failed (manual items "
-        "allowed), 1 an item failed, 2 usage or connection error.")
-    add(p, "--apply", action="store_true", env_var="HARNESS_GATE_APPLY",
-        help="apply the migrations to the --dsn target for real")
-    add(p, "--skip-tests", action="store_true", env_var="HARNESS_GATE_SKIP_TESTS",
-        help="do not run pytest: items 1 and 3 become MANUAL")
-    add(p, "--only", metavar="ITEM,...", env_var="HARNESS_GATE_ONLY",
-        help="run only these items; the others are MANUAL")
-    add(p, "--scenario", metavar="FILE", env_var="HARNESS_GATE_SCENARIO",
-        help=f"the full-flow scenario (default the packaged {gate.DEFAULT_SCENARIO})")
-    add(p, "--baseline", metavar="OUT", env_var="HARNESS_GATE_BASELINE",
-        help="where the monitoring baseline goes (default reports/watch-baseline.json)")
-    add(p, "--jobs", type=whole(1, 32), env_var="HARNESS_GATE_JOBS",
-        help="verify checks run at once (default 3)")
-    add(p, "--pytest-arg", action="append", metavar="ARG",
-        help="extra argument for the pytest run, repeatable")
-    add(p, "--markdown", metavar="OUT", env_var="HARNESS_GATE_MARKDOWN",
-        help="write a Markdown report (a pull-request comment) here")
-    add(p, "--junit", metavar="OUT", env_var="HARNESS_GATE_JUNIT",
-        help="write a JUnit XML report here")
-    add(p, "--json", metavar="OUT", env_var="HARNESS_GATE_JSON",
-        help="write the JSON report here")
+        "allowed), 1 an item failed, 2 usage or connection error.",
+    )
+    add(
+        p,
+        "--apply",
+        action="store_true",
+        env_var="HARNESS_GATE_APPLY",
+        help="apply the migrations to the --dsn target for real",
+    )
+    add(
+        p,
+        "--skip-tests",
+        action="store_true",
+        env_var="HARNESS_GATE_SKIP_TESTS",
+        help="do not run pytest: items 1 and 3 become MANUAL",
+    )
+    add(
+        p,
+        "--only",
+        metavar="ITEM,...",
+        env_var="HARNESS_GATE_ONLY",
+        help="run only these items; the others are MANUAL",
+    )
+    add(
+        p,
+        "--scenario",
+        metavar="FILE",
+        env_var="HARNESS_GATE_SCENARIO",
+        help=f"the full-flow scenario (default the packaged {gate.DEFAULT_SCENARIO})",
+    )
+    add(
+        p,
+        "--baseline",
+        metavar="OUT",
+        env_var="HARNESS_GATE_BASELINE",
+        help="where the monitoring baseline goes (default reports/watch-baseline.json)",
+    )
+    add(
+        p,
+        "--jobs",
+        type=whole(1, 32),
+        env_var="HARNESS_GATE_JOBS",
+        help="verify checks run at once (default 3)",
+    )
+    add(
+        p,
+        "--pytest-arg",
+        action="append",
+        metavar="ARG",
+        help="extra argument for the pytest run, repeatable",
+    )
+    add(
+        p,
+        "--markdown",
+        metavar="OUT",
+        env_var="HARNESS_GATE_MARKDOWN",
+        help="write a Markdown report (a pull-request comment) here",
+    )
+    add(
+        p,
+        "--junit",
+        metavar="OUT",
+        env_var="HARNESS_GATE_JUNIT",
+        help="write a JUnit XML report here",
+    )
+    add(p, "--json", metavar="OUT", env_var="HARNESS_GATE_JSON", help="write the JSON report here")
 
     p = command(
-        sub, "watch", run_watch, WatchSettings, database=True,
+        sub,
+        "watch",
+        run_watch,
+        WatchSettings,
+        database=True,
         help="judge a deployed database by its error signals",
         description="Read-only look at a database after a deployment: purchases stuck in "
         "pending, the purchase error rate by message (failed idempotency keys and refunds; "
@@ -148,28 +214,77 @@ def register(sub: Any) -> None:
         "invariant violations, and the slowest statements when pg_stat_statements is "
         "installed. Exit 1 when any threshold is exceeded.",
         epilog="Exit status: 0 within every threshold, 1 a threshold exceeded, 2 usage or "
-        "connection error.")
-    add(p, "--since", type=duration, env_var="HARNESS_WATCH_SINCE",
-        help="the window to judge, e.g. 15m, 2h (default 15m)")
+        "connection error.",
+    )
+    add(
+        p,
+        "--since",
+        type=duration,
+        env_var="HARNESS_WATCH_SINCE",
+        help="the window to judge, e.g. 15m, 2h (default 15m)",
+    )
     add(p, "--json", action="store_true", default=False, help="machine-readable output")
-    add(p, "--baseline", metavar="OUT", env_var="HARNESS_WATCH_BASELINE",
-        help="also write the JSON report here, as the monitoring baseline")
+    add(
+        p,
+        "--baseline",
+        metavar="OUT",
+        env_var="HARNESS_WATCH_BASELINE",
+        help="also write the JSON report here, as the monitoring baseline",
+    )
     g = p.add_argument_group("thresholds")
-    add(g, "--pending-timeout", type=duration, env_var="HARNESS_WATCH_PENDING_TIMEOUT",
-        help="a purchase pending longer is stuck (default 5m)")
-    add(g, "--max-stuck-pending", type=non_negative_int,
-        env_var="HARNESS_WATCH_MAX_STUCK_PENDING", help="stuck purchases allowed (default 0)")
-    add(g, "--max-error-rate", type=number(0, 1), env_var="HARNESS_WATCH_MAX_ERROR_RATE",
-        help="purchase error rate allowed, 0..1 (default 0.05)")
-    add(g, "--min-attempts", type=non_negative_int, env_var="HARNESS_WATCH_MIN_ATTEMPTS",
-        help="attempts needed before the error rate is judged (default 20)")
-    add(g, "--max-dead-letters", type=non_negative_int,
+    add(
+        g,
+        "--pending-timeout",
+        type=duration,
+        env_var="HARNESS_WATCH_PENDING_TIMEOUT",
+        help="a purchase pending longer is stuck (default 5m)",
+    )
+    add(
+        g,
+        "--max-stuck-pending",
+        type=non_negative_int,
+        env_var="HARNESS_WATCH_MAX_STUCK_PENDING",
+        help="stuck purchases allowed (default 0)",
+    )
+    add(
+        g,
+        "--max-error-rate",
+        type=number(0, 1),
+        env_var="HARNESS_WATCH_MAX_ERROR_RATE",
+        help="purchase error rate allowed, 0..1 (default 0.05)",
+    )
+    add(
+        g,
+        "--min-attempts",
+        type=non_negative_int,
+        env_var="HARNESS_WATCH_MIN_ATTEMPTS",
+        help="attempts needed before the error rate is judged (default 20)",
+    )
+    add(
+        g,
+        "--max-dead-letters",
+        type=non_negative_int,
         env_var="HARNESS_WATCH_MAX_DEAD_LETTERS",
-        help="email jobs dead-lettered in the window allowed (default 0)")
-    add(g, "--max-failing-jobs", type=non_negative_int,
-        env_var="HARNESS_WATCH_MAX_FAILING_JOBS", help="email jobs retrying allowed "
-        "(default 10)")
-    add(g, "--max-violations", type=non_negative_int, env_var="HARNESS_WATCH_MAX_VIOLATIONS",
-        help="invariant violations allowed (default 0)")
-    add(g, "--max-mean-ms", type=number(0), env_var="HARNESS_WATCH_MAX_MEAN_MS",
-        help="slowest statement's mean time allowed, with pg_stat_statements (default none)")
+        help="email jobs dead-lettered in the window allowed (default 0)",
+    )
+    add(
+        g,
+        "--max-failing-jobs",
+        type=non_negative_int,
+        env_var="HARNESS_WATCH_MAX_FAILING_JOBS",
+        help="email jobs retrying allowed (default 10)",
+    )
+    add(
+        g,
+        "--max-violations",
+        type=non_negative_int,
+        env_var="HARNESS_WATCH_MAX_VIOLATIONS",
+        help="invariant violations allowed (default 0)",
+    )
+    add(
+        g,
+        "--max-mean-ms",
+        type=number(0),
+        env_var="HARNESS_WATCH_MAX_MEAN_MS",
+        help="slowest statement's mean time allowed, with pg_stat_statements (default none)",
+    )

@@ -43,19 +43,30 @@ class BenchSettings(Target):
 
 def run_load(s: LoadSettings) -> int:
     ds = load.load_dataset(s.scenario)
-    flow_spec = s.flow or ds.flow or (
-        env.read("HARNESS_PURCHASE_FLOW") if env.given("HARNESS_PURCHASE_FLOW")
-        else load.DEFAULT_FLOW_MIX)
+    flow_spec = (
+        s.flow
+        or ds.flow
+        or (
+            env.read("HARNESS_PURCHASE_FLOW")
+            if env.given("HARNESS_PURCHASE_FLOW")
+            else load.DEFAULT_FLOW_MIX
+        )
+    )
     load.parse_flows(flow_spec)
     opts = load.LoadOptions(
-        users=s.users, duration=s.duration, spawn_rate=s.spawn_rate, processes=s.processes,
-        html=s.html, locustfile=Path(s.locustfile) if s.locustfile else None,
-        keep_logs=bool(env.read("HARNESS_LOAD_KEEP_LOGS")))
-    with database(s) as srv, db.scratch_database(
-        srv.dsn, prefix="harness_load", keep=s.keep
-    ) as dsn:
-        note(f"load: database {db.dbname_of(dsn)} on {srv.provider}; migrating, "
-             f"seeding {ds.name}")
+        users=s.users,
+        duration=s.duration,
+        spawn_rate=s.spawn_rate,
+        processes=s.processes,
+        html=s.html,
+        locustfile=Path(s.locustfile) if s.locustfile else None,
+        keep_logs=bool(env.read("HARNESS_LOAD_KEEP_LOGS")),
+    )
+    with (
+        database(s) as srv,
+        db.scratch_database(srv.dsn, prefix="harness_load", keep=s.keep) as dsn,
+    ):
+        note(f"load: database {db.dbname_of(dsn)} on {srv.provider}; migrating, seeding {ds.name}")
         migrate(dsn, s.migration_dirs)
         load.seed(dsn, ds)
         raw = load.run_load(dsn, opts, flow_spec, load.leads_per_purchase(ds), note=note)
@@ -93,8 +104,10 @@ def run_load(s: LoadSettings) -> int:
     if report["unexpected_errors"]:
         problems.append(f"{report['unexpected_errors']} unexpected error(s)")
     if not concurrent:
-        problems.append(f"concurrency not achieved: peak in-flight "
-                        f"{report['peak_in_flight']} < {needed:g} (half of {s.users} users)")
+        problems.append(
+            f"concurrency not achieved: peak in-flight "
+            f"{report['peak_in_flight']} < {needed:g} (half of {s.users} users)"
+        )
     for p in problems:
         note(f"load: FAILED: {p}")
     return 1 if problems else 0
@@ -102,19 +115,25 @@ def run_load(s: LoadSettings) -> int:
 
 def _print_load(r: dict[str, Any]) -> None:
     lat = r["latency_ms"]
-    say(f"{r['requests']} purchases in {r['duration']} ({r['rps']} per second), "
-        f"{r['users']} users, flow {r['flow']}, PostgreSQL {r['server_version']}")
+    say(
+        f"{r['requests']} purchases in {r['duration']} ({r['rps']} per second), "
+        f"{r['users']} users, flow {r['flow']}, PostgreSQL {r['server_version']}"
+    )
     say(f"latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}")
     for name, o in r["outcomes"].items():
         ol = o["latency_ms"]
         mark = "FAIL" if o["failures"] else "ok"
-        say(f"  {name:40} {o['requests']:8}  p50 {ol['p50']}  p95 {ol['p95']}  "
-            f"p99 {ol['p99']}  {mark}")
+        say(
+            f"  {name:40} {o['requests']:8}  p50 {ol['p50']}  p95 {ol['p95']}  "
+            f"p99 {ol['p99']}  {mark}"
+        )
     for e in r["errors"]:
         say(f"  unexpected: {e['name']}: {e['error']} (x{e['occurrences']})")
-    say(f"peak in-flight transactions: {r['peak_in_flight']} (mean while busy "
+    say(
+        f"peak in-flight transactions: {r['peak_in_flight']} (mean while busy "
         f"{r['mean_in_flight']}, peak waiting on a lock {r['peak_waiting_on_lock']}, "
-        f"{r['in_flight_samples']} samples)")
+        f"{r['in_flight_samples']} samples)"
+    )
     if r["violations"]:
         for v in r["violations"]:
             say(f"VIOLATION {v['name']}: {v['detail']}")
@@ -124,12 +143,21 @@ def _print_load(r: dict[str, Any]) -> None:
 
 
 def run_bench(s: BenchSettings) -> int:
-    with database(s) as srv, db.scratch_database(srv.dsn, prefix="harness_bench",
-                                                 keep=s.keep) as dsn:
+    with (
+        database(s) as srv,
+        db.scratch_database(srv.dsn, prefix="harness_bench", keep=s.keep) as dsn,
+    ):
         note(f"bench: database {db.dbname_of(dsn)} on {srv.provider}")
         migrate(dsn, s.migration_dirs)
-        report = bench.run_bench(srv, dsn, s.clients, s.duration, profile=s.profile,
-                                 only=list(s.only) if s.only else None, note=note)
+        report = bench.run_bench(
+            srv,
+            dsn,
+            s.clients,
+            s.duration,
+            profile=s.profile,
+            only=list(s.only) if s.only else None,
+            note=note,
+        )
     if s.json:
         write_text(s.json, json.dumps(report, indent=2, default=str) + "\n")
     if s.json != "-":
@@ -138,8 +166,10 @@ def run_bench(s: BenchSettings) -> int:
 
 
 def _print_bench(r: dict[str, Any]) -> None:
-    say(f"PostgreSQL {r['server_version']} ({r['provider']}), {r['clients']} clients, "
-        f"{r['duration_s']}s per run, {r['cpus']} CPUs")
+    say(
+        f"PostgreSQL {r['server_version']} ({r['provider']}), {r['clients']} clients, "
+        f"{r['duration_s']}s per run, {r['cpus']} CPUs"
+    )
     for name, tps in r["results"].items():
         warn = r["runs"][name].get("warning")
         say(f"  {name:32} {tps:>10,.0f} tps" + (f"  ({warn})" if warn else ""))
@@ -154,53 +184,131 @@ def _print_bench(r: dict[str, Any]) -> None:
 
 def register(sub: Any) -> None:
     p = command(
-        sub, "load", run_load, LoadSettings, database=True,
+        sub,
+        "load",
+        run_load,
+        LoadSettings,
+        database=True,
         help="concurrent purchases under Locust, then the invariants",
         description="Provision a scratch database, seed a data set, run Locust headless "
         "against it (the packaged loadtests/locustfile.py), sample in-flight transactions "
         "from pg_stat_activity, then run the invariant checker. Exit 1 on a violated "
-        "invariant, an unexpected error, or a peak in-flight below half the users.")
-    add(p, "--scenario", metavar="FILE", env_var="HARNESS_SCENARIO",
+        "invariant, an unexpected error, or a peak in-flight below half the users.",
+    )
+    add(
+        p,
+        "--scenario",
+        metavar="FILE",
+        env_var="HARNESS_SCENARIO",
         help="scenario TOML whose workspaces, partners and leads are loaded (default a "
-        "built-in data set)")
-    add(p, "--users", type=whole(1, 10_000), env_var="HARNESS_LOAD_USERS",
-        help="concurrent Locust users (default 32)")
-    add(p, "--spawn-rate", type=number(0.001), metavar="R", env_var="HARNESS_LOAD_SPAWN_RATE",
-        help="users started per second (default all at once)")
-    add(p, "--duration", type=duration, env_var="HARNESS_LOAD_DURATION",
-        help="run time, e.g. 30s, 2m (default 30s)")
-    add(p, "--processes", type=whole(1, 256), env_var="HARNESS_LOAD_PROCESSES",
-        help="Locust worker processes on this machine (Locust's --processes; default one "
-        "process)")
-    add(p, "--flow", env_var="HARNESS_LOAD_FLOW",
+        "built-in data set)",
+    )
+    add(
+        p,
+        "--users",
+        type=whole(1, 10_000),
+        env_var="HARNESS_LOAD_USERS",
+        help="concurrent Locust users (default 32)",
+    )
+    add(
+        p,
+        "--spawn-rate",
+        type=number(0.001),
+        metavar="R",
+        env_var="HARNESS_LOAD_SPAWN_RATE",
+        help="users started per second (default all at once)",
+    )
+    add(
+        p,
+        "--duration",
+        type=duration,
+        env_var="HARNESS_LOAD_DURATION",
+        help="run time, e.g. 30s, 2m (default 30s)",
+    )
+    add(
+        p,
+        "--processes",
+        type=whole(1, 256),
+        env_var="HARNESS_LOAD_PROCESSES",
+        help="Locust worker processes on this machine (Locust's --processes; default one process)",
+    )
+    add(
+        p,
+        "--flow",
+        env_var="HARNESS_LOAD_FLOW",
         help="atomic, stepwise, legacy, direct, or weights like atomic=2,direct=1 (default "
-        f"the scenario's flow, else {load.DEFAULT_FLOW_MIX})")
-    add(p, "--json", metavar="OUT", env_var="HARNESS_LOAD_JSON",
-        help="write the JSON report here")
+        f"the scenario's flow, else {load.DEFAULT_FLOW_MIX})",
+    )
+    add(p, "--json", metavar="OUT", env_var="HARNESS_LOAD_JSON", help="write the JSON report here")
     add(p, "--html", metavar="OUT", env_var="HARNESS_LOAD_HTML", help="Locust's HTML report")
-    add(p, "--keep", action="store_true", default=False,
-        help="keep the scratch database (on --dsn) for inspection")
-    add(p, "--locustfile", env_var="HARNESS_LOCUSTFILE", help="a locustfile of your own "
-        "(default the packaged one)")
+    add(
+        p,
+        "--keep",
+        action="store_true",
+        default=False,
+        help="keep the scratch database (on --dsn) for inspection",
+    )
+    add(
+        p,
+        "--locustfile",
+        env_var="HARNESS_LOCUSTFILE",
+        help="a locustfile of your own (default the packaged one)",
+    )
 
     runs = bench.PGBENCH_RUNS + bench.PYTHON_RUNS
     p = command(
-        sub, "bench", run_bench, BenchSettings, database=True,
+        sub,
+        "bench",
+        run_bench,
+        BenchSettings,
+        database=True,
         help="pgbench the money functions against baselines",
         description="Measure, in one run on one server, a hot and a spread one-row UPDATE, "
         "purchase_with_credits hot and spread, and the atomic flow spread, all with "
         "pgbench; and the stepwise and atomic flows spread from Python with the same "
-        "number of clients. Reports tps and the ratios.")
-    add(p, "--json", metavar="OUT", env_var="HARNESS_BENCH_JSON",
-        help="write the JSON report here, '-' for stdout")
-    add(p, "--clients", type=whole(1, 1000), env_var="HARNESS_BENCH_CLIENTS",
-        help="concurrent clients of every run (default 8)")
-    add(p, "--duration", type=whole(1, 86400), env_var="HARNESS_BENCH_DURATION",
-        help="seconds per run (default 10)")
-    add(p, "--profile", action="store_true", env_var="HARNESS_BENCH_PROFILE",
+        "number of clients. Reports tps and the ratios.",
+    )
+    add(
+        p,
+        "--json",
+        metavar="OUT",
+        env_var="HARNESS_BENCH_JSON",
+        help="write the JSON report here, '-' for stdout",
+    )
+    add(
+        p,
+        "--clients",
+        type=whole(1, 1000),
+        env_var="HARNESS_BENCH_CLIENTS",
+        help="concurrent clients of every run (default 8)",
+    )
+    add(
+        p,
+        "--duration",
+        type=whole(1, 86400),
+        env_var="HARNESS_BENCH_DURATION",
+        help="seconds per run (default 10)",
+    )
+    add(
+        p,
+        "--profile",
+        action="store_true",
+        env_var="HARNESS_BENCH_PROFILE",
         help="record the top statements of each run with pg_stat_statements (nested ones "
-        "too; costs some throughput)")
-    add(p, "--only", action="append", choices=runs, metavar="RUN",
-        help="run only this one, repeatable: " + ", ".join(runs))
-    add(p, "--keep", action="store_true", default=False,
-        help="keep the scratch database (on --dsn) for inspection")
+        "too; costs some throughput)",
+    )
+    add(
+        p,
+        "--only",
+        action="append",
+        choices=runs,
+        metavar="RUN",
+        help="run only this one, repeatable: " + ", ".join(runs),
+    )
+    add(
+        p,
+        "--keep",
+        action="store_true",
+        default=False,
+        help="keep the scratch database (on --dsn) for inspection",
+    )

@@ -121,8 +121,10 @@ def run_db_start(s: DbStartSettings) -> int:
     info = srv.detach()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info))
-    note(f"started PostgreSQL ({srv.provider}); commands without --dsn use it until "
-         "`harness db stop`")
+    note(
+        f"started PostgreSQL ({srv.provider}); commands without --dsn use it until "
+        "`harness db stop`"
+    )
     say(srv.dsn)
     return 0
 
@@ -189,68 +191,133 @@ def run_lint(s: LintSettings) -> int:
 
 
 def register(sub: Any) -> None:
-    command(sub, "migrate", run_migrate, Target, database=True,
-            help="apply pending migrations",
-            description="Apply every pending migration, saying which.")
+    command(
+        sub,
+        "migrate",
+        run_migrate,
+        Target,
+        database=True,
+        help="apply pending migrations",
+        description="Apply every pending migration, saying which.",
+    )
 
-    p = command(sub, "rollback", run_rollback, RollbackSettings, database=True,
-                help="roll back applied migrations",
-                description="Roll back the last applied migration(s) with their "
-                ".rollback.sql files.")
+    p = command(
+        sub,
+        "rollback",
+        run_rollback,
+        RollbackSettings,
+        database=True,
+        help="roll back applied migrations",
+        description="Roll back the last applied migration(s) with their .rollback.sql files.",
+    )
     g = p.add_mutually_exclusive_group()
     add(g, "--steps", type=positive_int, default=1, help="how many (default 1)")
     add(g, "--all", action="store_true", default=False, help="every applied migration")
 
-    p = command(sub, "status", run_status, StatusSettings, database=True,
-                help="which migrations are applied",
-                description="List the migration set and which are applied.")
+    p = command(
+        sub,
+        "status",
+        run_status,
+        StatusSettings,
+        database=True,
+        help="which migrations are applied",
+        description="List the migration set and which are applied.",
+    )
     add(p, "--json", action="store_true", default=False, help="machine-readable output")
 
-    command(sub, "break-lock", run_break_lock, Target, database=True,
-            help="remove a stale yoyo lock",
-            description="Remove the yoyo migration lock left by a run that died. Only when "
-            "no migration is running.")
+    command(
+        sub,
+        "break-lock",
+        run_break_lock,
+        Target,
+        database=True,
+        help="remove a stale yoyo lock",
+        description="Remove the yoyo migration lock left by a run that died. Only when "
+        "no migration is running.",
+    )
 
-    dbsub = group(sub, "db", "db_command",
-                  help="keep a throwaway server running between commands",
-                  description="`db start` starts a throwaway server and prints its DSN; "
-                  "later commands without --dsn use it; `db stop` ends it.")
-    p = command(dbsub, "start", run_db_start, DbStartSettings,
-                help="start a server and print its DSN")
-    add(p, "--postgres", metavar="PROVIDER", env_var="HARNESS_POSTGRES",
-        help="embedded (default) or system")
+    dbsub = group(
+        sub,
+        "db",
+        "db_command",
+        help="keep a throwaway server running between commands",
+        description="`db start` starts a throwaway server and prints its DSN; "
+        "later commands without --dsn use it; `db stop` ends it.",
+    )
+    p = command(
+        dbsub, "start", run_db_start, DbStartSettings, help="start a server and print its DSN"
+    )
+    add(
+        p,
+        "--postgres",
+        metavar="PROVIDER",
+        env_var="HARNESS_POSTGRES",
+        help="embedded (default) or system",
+    )
     command(dbsub, "stop", run_db_stop, NoSettings, help="stop and delete the server")
 
-    schema = group(sub, "schema", "schema_command", help="schema fingerprints from the "
-                   "catalogs", description="Fingerprint a schema from the catalogs, or "
-                   "compare two databases.")
-    p = command(schema, "fingerprint", run_fingerprint, FingerprintSettings, database=True,
-                help="print the schema fingerprint and its hash",
-                description="Print every table, column, constraint, index, enum, sequence, "
-                "function (arguments, result, language, body hash, volatility, SECURITY "
-                "DEFINER, settings such as search_path, owner, grants), trigger, privilege "
-                "and row level security policy, then a hash. With --dsn the database "
-                "itself; otherwise the migration set applied to a scratch database.")
+    schema = group(
+        sub,
+        "schema",
+        "schema_command",
+        help="schema fingerprints from the catalogs",
+        description="Fingerprint a schema from the catalogs, or compare two databases.",
+    )
+    p = command(
+        schema,
+        "fingerprint",
+        run_fingerprint,
+        FingerprintSettings,
+        database=True,
+        help="print the schema fingerprint and its hash",
+        description="Print every table, column, constraint, index, enum, sequence, "
+        "function (arguments, result, language, body hash, volatility, SECURITY "
+        "DEFINER, settings such as search_path, owner, grants), trigger, privilege "
+        "and row level security policy, then a hash. With --dsn the database "
+        "itself; otherwise the migration set applied to a scratch database.",
+    )
     add(p, "--json", action="store_true", default=False, help="machine-readable output")
     add(p, "--bodies", action="store_true", default=False, help="include full function bodies")
-    add(p, "--build", action="store_true", default=False,
+    add(
+        p,
+        "--build",
+        action="store_true",
+        default=False,
         help="apply the migration set to a scratch database on the server and fingerprint "
-        "that (the default without --dsn)")
-    p = command(schema, "diff", run_diff, DiffSettings, help="compare the schemas of two "
-                "databases", description="Say every difference between two databases' "
-                "schemas, one sentence each. Exit 1 when they differ.")
+        "that (the default without --dsn)",
+    )
+    p = command(
+        schema,
+        "diff",
+        run_diff,
+        DiffSettings,
+        help="compare the schemas of two databases",
+        description="Say every difference between two databases' "
+        "schemas, one sentence each. Exit 1 when they differ.",
+    )
     add(p, "before", metavar="BEFORE_DSN")
     add(p, "after", metavar="AFTER_DSN")
 
-    p = command(sub, "lint", run_lint, LintSettings, database=True,
-                help="lint the migration set with squawk",
-                description="Run squawk with the packaged configuration over every migration "
-                "and rollback file, read lock_timeout and statement_timeout through the "
-                "migration connection, and report a yoyo lock left on the database with the "
-                f"command that breaks it ({BREAK_LOCK_HINT}). With --dsn the lock is looked "
-                "for on that database; otherwise on a scratch database.",
-                epilog="Exit status: 0 clean, 1 a violation or problem, 2 usage or "
-                "connection error.")
+    p = command(
+        sub,
+        "lint",
+        run_lint,
+        LintSettings,
+        database=True,
+        help="lint the migration set with squawk",
+        description="Run squawk with the packaged configuration over every migration "
+        "and rollback file, read lock_timeout and statement_timeout through the "
+        "migration connection, and report a yoyo lock left on the database with the "
+        f"command that breaks it ({BREAK_LOCK_HINT}). With --dsn the lock is looked "
+        "for on that database; otherwise on a scratch database.",
+        epilog="Exit status: 0 clean, 1 a violation or problem, 2 usage or connection error.",
+    )
     add(p, "--json", action="store_true", default=False, help="machine-readable output")
-    add(p, "-v", "--verbose", action="store_true", env_var="HARNESS_LINT_VERBOSE",
-        help="also list the expected drops in rollback files")
+    add(
+        p,
+        "-v",
+        "--verbose",
+        action="store_true",
+        env_var="HARNESS_LINT_VERBOSE",
+        help="also list the expected drops in rollback files",
+    )

@@ -40,10 +40,12 @@ def run_reconcile(s: ReconcileSettings) -> int:
     if s.json:
         say(json.dumps(report.as_dict(), indent=2))
         return 0
-    say(f"completed {len(report.completed)}, refunded {len(report.refunded)} stuck "
+    say(
+        f"completed {len(report.completed)}, refunded {len(report.refunded)} stuck "
         f"purchase(s); queued {len(report.emails_queued)} missing confirmation "
         f"email(s); settled {report.keys_completed + report.keys_failed} idempotency "
-        f"key(s) ({report.keys_completed} completed, {report.keys_failed} failed)")
+        f"key(s) ({report.keys_completed} completed, {report.keys_failed} failed)"
+    )
     return 0
 
 
@@ -56,34 +58,61 @@ def run_import(s: ImportSettings) -> int:
         for problem in exc.problems:
             note(str(problem))
         raise
-    say(f"imported {result.rows} lead(s) for partner {result.partner} in "
-        f"{result.seconds:.3f}s (COPY {result.copy_seconds:.3f}s)")
+    say(
+        f"imported {result.rows} lead(s) for partner {result.partner} in "
+        f"{result.seconds:.3f}s (COPY {result.copy_seconds:.3f}s)"
+    )
     return 0
 
 
 def register(sub: Any) -> None:
     p = command(
-        sub, "reconcile", run_reconcile, ReconcileSettings, database=True,
+        sub,
+        "reconcile",
+        run_reconcile,
+        ReconcileSettings,
+        database=True,
         help="settle purchases a crash left pending",
         description="Complete or refund purchases stuck in 'pending' (a crash of the "
         "stepwise flow), queue missing confirmation emails and settle abandoned "
-        "idempotency keys. Idempotent; safe while purchases run.")
-    add(p, "--older-than", type=duration, metavar="DURATION",
+        "idempotency keys. Idempotent; safe while purchases run.",
+    )
+    add(
+        p,
+        "--older-than",
+        type=duration,
+        metavar="DURATION",
         env_var="HARNESS_RECONCILE_OLDER_THAN",
         help=f"only purchases pending longer than this (default {DEFAULT_OLDER_THAN}; e.g. "
-        "30s, 5m, 2h, 0s for all)")
+        "30s, 5m, 2h, 0s for all)",
+    )
     add(p, "--json", action="store_true", default=False, help="machine-readable output")
 
-    leads = group(sub, "leads", "leads_command", help="partner lead files",
-                  description="Work with partner lead files.")
+    leads = group(
+        sub,
+        "leads",
+        "leads_command",
+        help="partner lead files",
+        description="Work with partner lead files.",
+    )
     p = command(
-        leads, "import", run_import, ImportSettings, database=True,
+        leads,
+        "import",
+        run_import,
+        ImportSettings,
+        database=True,
         help="import a partner's CSV of leads, all or nothing",
         description="Check a partner's CSV of leads and load it with COPY, all or nothing. "
         f"Columns (header required, any order): {', '.join(COLUMNS)}; required: "
         f"{', '.join(REQUIRED)}. Limits: .csv, {MARKETPLACE_CONFIG['MAX_FILE_SIZE_MB']} MB, "
         f"{MARKETPLACE_CONFIG['MAX_CSV_ROWS']:,} rows. Every bad row is listed with its "
-        "line number and nothing is written.")
+        "line number and nothing is written.",
+    )
     add(p, "file", metavar="FILE.csv", type=Path)
-    add(p, "--partner", required=True, metavar="NAME",
-        help="the partner the leads come from (partners.name)")
+    add(
+        p,
+        "--partner",
+        required=True,
+        metavar="NAME",
+        help="the partner the leads come from (partners.name)",
+    )

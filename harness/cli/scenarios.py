@@ -41,10 +41,15 @@ def run_run(s: RunSettings) -> int:
 
     def show(result: ScenarioResult) -> None:
         errors = ", ".join(f"{k}={v}" for k, v in sorted(result.errors.items())) or "none"
-        out(f"{'ok  ' if result.ok else 'FAIL'} {result.name} ({result.flow}, "
-            f"{result.seconds:.1f}s): succeeded={result.succeeded} errors: {errors}")
-        peaks = [f"steps[{st.index}] {st.peak_in_flight}/{st.concurrency}"
-                 for st in result.steps if st.peak_in_flight is not None]
+        out(
+            f"{'ok  ' if result.ok else 'FAIL'} {result.name} ({result.flow}, "
+            f"{result.seconds:.1f}s): succeeded={result.succeeded} errors: {errors}"
+        )
+        peaks = [
+            f"steps[{st.index}] {st.peak_in_flight}/{st.concurrency}"
+            for st in result.steps
+            if st.peak_in_flight is not None
+        ]
         if peaks:
             out(f"     in flight (peak/concurrency): {', '.join(peaks)}")
         for v in result.violations:
@@ -63,18 +68,39 @@ def run_run(s: RunSettings) -> int:
 
 
 def register(sub: Any) -> None:
-    scenario = group(sub, "scenario", "scenario_command", help="run scenario files",
-                     description="Scenario files (scenarios/*.toml) describe a world and "
-                     "purchases against it, and what must come out; see scenarios/README.md.")
-    p = command(scenario, "run", run_run, RunSettings, database=True,
-                help="run scenarios, each on a fresh scratch database",
-                description="Check every file, then run each scenario on its own database "
-                "cloned from a template migrated once. Exit 0 when every expectation is met, "
-                "1 otherwise.")
+    scenario = group(
+        sub,
+        "scenario",
+        "scenario_command",
+        help="run scenario files",
+        description="Scenario files (scenarios/*.toml) describe a world and "
+        "purchases against it, and what must come out; see scenarios/README.md.",
+    )
+    p = command(
+        scenario,
+        "run",
+        run_run,
+        RunSettings,
+        database=True,
+        help="run scenarios, each on a fresh scratch database",
+        description="Check every file, then run each scenario on its own database "
+        "cloned from a template migrated once. Exit 0 when every expectation is met, "
+        "1 otherwise.",
+    )
     add(p, "files", nargs="+", metavar="FILE", type=Path)
-    add(p, "--json", metavar="OUT", type=output_path,
-        help="write the JSON report here ('-' for stdout)")
-    p = command(scenario, "check", run_check, CheckSettings,
-                help="check scenario files without running them",
-                description="Parse and validate scenario files; nothing runs.")
+    add(
+        p,
+        "--json",
+        metavar="OUT",
+        type=output_path,
+        help="write the JSON report here ('-' for stdout)",
+    )
+    p = command(
+        scenario,
+        "check",
+        run_check,
+        CheckSettings,
+        help="check scenario files without running them",
+        description="Parse and validate scenario files; nothing runs.",
+    )
     add(p, "files", nargs="+", metavar="FILE", type=Path)

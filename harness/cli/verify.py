@@ -11,8 +11,10 @@ from harness.proofs.verify import report as reports
 from harness.proofs.verify.runner import DEFAULT_JOBS, CheckResult, run_suite
 from harness.values import whole
 
-EXIT_HELP = ("Exit status: 0 every check passed (skips allowed), 1 a check failed or "
-             "errored, 2 the suite could not run (bad DSN, migrations that do not apply).")
+EXIT_HELP = (
+    "Exit status: 0 every check passed (skips allowed), 1 a check failed or "
+    "errored, 2 the suite could not run (bad DSN, migrations that do not apply)."
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,15 @@ def run_verify(s: VerifySettings) -> int:
 
     with database(s) as srv:
         report = run_suite(
-            srv.dsn, srv.provider, s.migration_dirs, only=list(s.only) if s.only else None,
-            seed=s.seed, keep=s.keep, jobs=s.jobs, on_result=on_result, on_note=note,
+            srv.dsn,
+            srv.provider,
+            s.migration_dirs,
+            only=list(s.only) if s.only else None,
+            seed=s.seed,
+            keep=s.keep,
+            jobs=s.jobs,
+            on_result=on_result,
+            on_note=note,
         )
     if s.json:
         reports.write_json(report, s.json)
@@ -50,7 +59,11 @@ def run_verify(s: VerifySettings) -> int:
 
 def register(sub: Any) -> None:
     p = command(
-        sub, "verify", run_verify, VerifySettings, database=True,
+        sub,
+        "verify",
+        run_verify,
+        VerifySettings,
+        database=True,
         help="prove the money functions safe, or show why not",
         description="Migrate a scratch database with the migration set, then run every "
         "check against clones of it: contract, input, concurrency, faults, queue, "
@@ -58,15 +71,41 @@ def register(sub: Any) -> None:
         "harness_verify_* are written, and dropped afterwards.",
         epilog=EXIT_HELP,
     )
-    add(p, "--only", metavar="CATEGORY,...", env_var="HARNESS_VERIFY_ONLY",
-        help="run only these categories or check ids, comma separated")
-    add(p, "--json", metavar="OUT", env_var="HARNESS_VERIFY_JSON",
-        help="write the JSON report here")
-    add(p, "--junit", metavar="OUT", env_var="HARNESS_VERIFY_JUNIT",
-        help="write a JUnit XML report here")
-    add(p, "--seed", type=whole(0, 2**63 - 1), env_var="HARNESS_VERIFY_SEED",
-        help="seed of every random choice and hypothesis run (default 0)")
-    add(p, "--keep", action="store_true", env_var="HARNESS_VERIFY_KEEP",
-        help="leave the scratch databases for inspection")
-    add(p, "--jobs", type=whole(1, 32), env_var="HARNESS_VERIFY_JOBS",
-        help=f"checks run at once (default {DEFAULT_JOBS})")
+    add(
+        p,
+        "--only",
+        metavar="CATEGORY,...",
+        env_var="HARNESS_VERIFY_ONLY",
+        help="run only these categories or check ids, comma separated",
+    )
+    add(
+        p, "--json", metavar="OUT", env_var="HARNESS_VERIFY_JSON", help="write the JSON report here"
+    )
+    add(
+        p,
+        "--junit",
+        metavar="OUT",
+        env_var="HARNESS_VERIFY_JUNIT",
+        help="write a JUnit XML report here",
+    )
+    add(
+        p,
+        "--seed",
+        type=whole(0, 2**63 - 1),
+        env_var="HARNESS_VERIFY_SEED",
+        help="seed of every random choice and hypothesis run (default 0)",
+    )
+    add(
+        p,
+        "--keep",
+        action="store_true",
+        env_var="HARNESS_VERIFY_KEEP",
+        help="leave the scratch databases for inspection",
+    )
+    add(
+        p,
+        "--jobs",
+        type=whole(1, 32),
+        env_var="HARNESS_VERIFY_JOBS",
+        help=f"checks run at once (default {DEFAULT_JOBS})",
+    )

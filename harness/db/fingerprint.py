@@ -19,8 +19,17 @@ from harness import db
 from harness.db.migrations import YOYO_TABLES
 
 SECTIONS = (
-    "schemas", "extensions", "tables", "columns", "constraints", "indexes", "enums",
-    "sequences", "functions", "triggers", "policies",
+    "schemas",
+    "extensions",
+    "tables",
+    "columns",
+    "constraints",
+    "indexes",
+    "enums",
+    "sequences",
+    "functions",
+    "triggers",
+    "policies",
 )
 
 Fingerprint = dict[str, dict[str, dict[str, Any]]]
@@ -61,15 +70,27 @@ def _without_bodies(fp: Fingerprint) -> Fingerprint:
 # -- diff -----------------------------------------------------------------------------
 
 _SINGULAR = {
-    "schemas": "schema", "extensions": "extension", "tables": "table", "columns": "column",
-    "constraints": "constraint", "indexes": "index", "enums": "enum",
-    "sequences": "sequence", "functions": "function", "triggers": "trigger",
+    "schemas": "schema",
+    "extensions": "extension",
+    "tables": "table",
+    "columns": "column",
+    "constraints": "constraint",
+    "indexes": "index",
+    "enums": "enum",
+    "sequences": "sequence",
+    "functions": "function",
+    "triggers": "trigger",
     "policies": "policy",
 }
 
 _NOUN = {
-    "schemas": "schema", "extensions": "extension", "tables": "table", "indexes": "index",
-    "enums": "type", "sequences": "sequence", "functions": "function",
+    "schemas": "schema",
+    "extensions": "extension",
+    "tables": "table",
+    "indexes": "index",
+    "enums": "type",
+    "sequences": "sequence",
+    "functions": "function",
 }
 
 
@@ -92,6 +113,7 @@ def diff(before: Fingerprint, after: Fingerprint, when: str = "") -> list[str]:
 def _column_order(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Columns kept by both sides but in another order (a dropped and re-added column
     moves to the end, which ``SELECT *`` and ``INSERT`` without a column list notice)."""
+
     def order(cols: dict[str, Any], keep: set[str]) -> dict[str, list[str]]:
         tables: dict[str, list[tuple[int, str]]] = {}
         for key, attrs in cols.items():
@@ -102,8 +124,11 @@ def _column_order(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
     both = old.keys() & new.keys()
     a, b = order(old, both), order(new, both)
-    return [f"table {t}: column order changed from {', '.join(a[t])} to {', '.join(b[t])}"
-            for t in sorted(a) if a[t] != b.get(t)]
+    return [
+        f"table {t}: column order changed from {', '.join(a[t])} to {', '.join(b[t])}"
+        for t in sorted(a)
+        if a[t] != b.get(t)
+    ]
 
 
 def _subject(section: str, key: str) -> tuple[str, str | None]:
@@ -111,14 +136,19 @@ def _subject(section: str, key: str) -> tuple[str, str | None]:
     policies are named under their table."""
     if section in ("columns", "constraints", "triggers", "policies"):
         table, _, name = key.rpartition(".")
-        noun = {"columns": "column", "constraints": "constraint", "triggers": "trigger",
-                "policies": "policy"}[section]
+        noun = {
+            "columns": "column",
+            "constraints": "constraint",
+            "triggers": "trigger",
+            "policies": "policy",
+        }[section]
         return f"table {table}", f"{noun} {name}"
     return f"{_NOUN.get(section, section)} {key}", None
 
 
-def _describe(section: str, key: str, old: dict[str, Any] | None,
-              new: dict[str, Any] | None) -> list[str]:
+def _describe(
+    section: str, key: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+) -> list[str]:
     subject, part = _subject(section, key)
     either = old or new or {}
     if section == "tables" and either.get("kind", "table") != "table":
@@ -142,14 +172,33 @@ def _attr_sentences(section: str, attr: str, a: Any, b: Any, head: str) -> list[
         return _grant_sentences(section, a or {}, b or {}, head)
     if attr == "config":
         return _config_sentences(a or [], b or [], head)
-    if attr in ("security_definer", "rls", "rls_forced", "not_null", "strict", "leakproof",
-                "deferrable", "deferred", "validated", "valid", "cycle", "permissive"):
+    if attr in (
+        "security_definer",
+        "rls",
+        "rls_forced",
+        "not_null",
+        "strict",
+        "leakproof",
+        "deferrable",
+        "deferred",
+        "validated",
+        "valid",
+        "cycle",
+        "permissive",
+    ):
         label = {
-            "security_definer": "SECURITY DEFINER", "rls": "row level security enabled",
-            "rls_forced": "row level security forced", "not_null": "NOT NULL",
-            "strict": "STRICT", "leakproof": "LEAKPROOF", "deferrable": "DEFERRABLE",
-            "deferred": "INITIALLY DEFERRED", "validated": "validated", "valid": "valid",
-            "cycle": "CYCLE", "permissive": "permissive",
+            "security_definer": "SECURITY DEFINER",
+            "rls": "row level security enabled",
+            "rls_forced": "row level security forced",
+            "not_null": "NOT NULL",
+            "strict": "STRICT",
+            "leakproof": "LEAKPROOF",
+            "deferrable": "DEFERRABLE",
+            "deferred": "INITIALLY DEFERRED",
+            "validated": "validated",
+            "valid": "valid",
+            "cycle": "CYCLE",
+            "permissive": "permissive",
         }[attr]
         if attr == "not_null":
             return [f"{head}now {'NOT NULL' if b else 'nullable'}"]
@@ -200,11 +249,17 @@ def _config_sentences(a: list[str], b: list[str], head: str) -> list[str]:
         if old.get(name) == new.get(name):
             continue
         if name not in new:
-            out.append(f"{head}{name} no longer pinned" if name == "search_path"
-                       else f"{head}SET {name} dropped")
+            out.append(
+                f"{head}{name} no longer pinned"
+                if name == "search_path"
+                else f"{head}SET {name} dropped"
+            )
         elif name not in old:
-            out.append(f"{head}{name} now pinned to {new[name]}" if name == "search_path"
-                       else f"{head}SET {name} = {new[name]} added")
+            out.append(
+                f"{head}{name} now pinned to {new[name]}"
+                if name == "search_path"
+                else f"{head}SET {name} = {new[name]} added"
+            )
         else:
             out.append(f"{head}{name} changed from {old[name]} to {new[name]}")
     return out
@@ -222,5 +277,6 @@ def render(fp: Fingerprint) -> str:
             lines.append(f"{noun} {key}: {shown}")
     lines.append(f"fingerprint {digest(fp)}")
     return "\n".join(lines)
+
 
 __all__ = ["Fingerprint", "SECTIONS", "diff", "digest", "fingerprint", "fingerprint_dsn"]

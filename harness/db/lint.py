@@ -25,8 +25,7 @@ from harness.db.migrations import (
 from harness.errors import UsageError
 
 ROLLBACK_DROP_RULES = frozenset(
-    {"ban-drop-table", "ban-drop-function", "ban-drop-type", "ban-drop-column",
-     "ban-drop-not-null"}
+    {"ban-drop-table", "ban-drop-function", "ban-drop-type", "ban-drop-column", "ban-drop-not-null"}
 )
 
 
@@ -61,12 +60,15 @@ class LintReport:
 
     def summary(self) -> str:
         expected = len(self.findings) - len(self.violations)
-        parts = [f"squawk ({self.config}) over {len(self.files)} file(s): "
-                 f"{len(self.violations)} violation(s)"
-                 + (f", {expected} expected drop(s) in rollback files" if expected else "")]
+        parts = [
+            f"squawk ({self.config}) over {len(self.files)} file(s): "
+            f"{len(self.violations)} violation(s)"
+            + (f", {expected} expected drop(s) in rollback files" if expected else "")
+        ]
         if self.timeouts:
-            parts.append("while migrating: " + ", ".join(
-                f"{k} = {v}" for k, v in self.timeouts.items()))
+            parts.append(
+                "while migrating: " + ", ".join(f"{k} = {v}" for k, v in self.timeouts.items())
+            )
         return "; ".join(parts)
 
     def lines(self) -> list[str]:
@@ -96,22 +98,29 @@ def run_squawk(files: list[Path], config: Path | None = None) -> list[Finding]:
     cmd = [squawk_binary(), "--reporter", "json"]
     if config.is_file():
         cmd += ["--config", str(config)]
-    result = subprocess.run(cmd + [str(f) for f in files], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        cmd + [str(f) for f in files], capture_output=True, text=True, timeout=120
+    )
     try:
         raw = json.loads(result.stdout or "[]")
     except ValueError as exc:
-        raise UsageError(f"squawk failed (exit {result.returncode}): "
-                         f"{(result.stderr or result.stdout).strip()[:300]}") from exc
+        raise UsageError(
+            f"squawk failed (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[:300]}"
+        ) from exc
     out = []
     for item in raw:
         name = item.get("file", "")
         rule = item.get("rule_name", "")
-        out.append(Finding(
-            file=_relative(name), line=int(item.get("line", 0)) + 1, rule=rule,
-            message=item.get("message", ""),
-            expected=name.endswith(".rollback.sql") and rule in ROLLBACK_DROP_RULES,
-        ))
+        out.append(
+            Finding(
+                file=_relative(name),
+                line=int(item.get("line", 0)) + 1,
+                rule=rule,
+                message=item.get("message", ""),
+                expected=name.endswith(".rollback.sql") and rule in ROLLBACK_DROP_RULES,
+            )
+        )
     return out
 
 
@@ -136,11 +145,16 @@ def migration_timeouts(dsn: str, dirs: list[str] | None = None) -> dict[str, str
 
 
 def timeout_problems(timeouts: dict[str, str]) -> list[str]:
-    wanted = {"lock_timeout": MIGRATION_LOCK_TIMEOUT,
-              "statement_timeout": MIGRATION_STATEMENT_TIMEOUT}
-    return [f"{name} is {timeouts.get(name)!r} while migrating (want {value}): a migration "
-            "could queue behind a live lock or run unbounded"
-            for name, value in wanted.items() if timeouts.get(name) in (None, "0", "0ms")]
+    wanted = {
+        "lock_timeout": MIGRATION_LOCK_TIMEOUT,
+        "statement_timeout": MIGRATION_STATEMENT_TIMEOUT,
+    }
+    return [
+        f"{name} is {timeouts.get(name)!r} while migrating (want {value}): a migration "
+        "could queue behind a live lock or run unbounded"
+        for name, value in wanted.items()
+        if timeouts.get(name) in (None, "0", "0ms")
+    ]
 
 
 def lock_problem(dsn: str, dirs: list[str] | None = None) -> str | None:
@@ -157,8 +171,10 @@ def lint(dirs: list[str] | None = None, dsn: str | None = None) -> LintReport:
     the migrator's connection and any yoyo lock held on that database."""
     files = migration_files(dirs)
     config = config_path()
-    report = LintReport(files=[_relative(str(f)) for f in files],
-                        config=_relative(str(config)) if config.is_file() else "defaults")
+    report = LintReport(
+        files=[_relative(str(f)) for f in files],
+        config=_relative(str(config)) if config.is_file() else "defaults",
+    )
     report.findings = run_squawk(files, config)
     if dsn:
         report.timeouts = migration_timeouts(dsn, dirs)
@@ -167,5 +183,6 @@ def lint(dirs: list[str] | None = None, dsn: str | None = None) -> LintReport:
         if lock:
             report.problems.append(lock)
     return report
+
 
 __all__ = ["Finding", "LintReport", "lint", "migration_timeouts", "run_squawk"]

@@ -160,8 +160,12 @@ class Migrator:
             return self._run(todo, self.backend.rollback_one, "rollback of {} failed", on_step)
 
     @staticmethod
-    def _run(todo: Sequence[Any], step: Callable[[Any], object], failure: str,
-             on_step: Callable[[str], None] | None) -> list[str]:
+    def _run(
+        todo: Sequence[Any],
+        step: Callable[[Any], object],
+        failure: str,
+        on_step: Callable[[str], None] | None,
+    ) -> list[str]:
         """Run ``step`` on each migration in order, each in its own transaction (yoyo's);
         the first failure stops the run and names the migration."""
         done: list[str] = []

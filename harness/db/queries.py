@@ -35,8 +35,9 @@ def query(module: str, name: str) -> str:
     return queries(module)[name]
 
 
-def scalar(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], statement: str,
-           params: Any = None) -> Any:
+def scalar(
+    conn: psycopg.Connection[Any] | psycopg.Cursor[Any], statement: str, params: Any = None
+) -> Any:
     """The first column of the first row a statement returns (it must return one)."""
     row = conn.execute(statement, params).fetchone()
     if row is None:
@@ -44,8 +45,9 @@ def scalar(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], statement: str,
     return row[0]
 
 
-def fetch_all(conn: psycopg.Connection[Any], module: str, name: str,
-              params: Any = None) -> list[dict[str, Any]]:
+def fetch_all(
+    conn: psycopg.Connection[Any], module: str, name: str, params: Any = None
+) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(module, name), params)
         return cur.fetchall()

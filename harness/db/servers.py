@@ -73,8 +73,12 @@ class Server:
         if self.workdir is None:
             raise ProvisionError(f"a {self.provider} server cannot be kept running")
         self._stop = None
-        return {"dsn": self.dsn, "provider": self.provider,
-                "bin_dir": str(self.bin_dir), "workdir": str(self.workdir)}
+        return {
+            "dsn": self.dsn,
+            "provider": self.provider,
+            "bin_dir": str(self.bin_dir),
+            "workdir": str(self.workdir),
+        }
 
 
 def parse_provider(spec: str) -> tuple[str, str | None]:
@@ -175,8 +179,14 @@ def _server_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(SERVER_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SERVER_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_USER,
+            ],
             check=False,
             capture_output=True,
         )
@@ -204,8 +214,9 @@ def _open_path_for(user: pwd.struct_passwd, path: Path) -> None:
                 p.chmod(want)
 
 
-def _run(cmd: list[str], user: pwd.struct_passwd | None,
-         **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], user: pwd.struct_passwd | None, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     kw: dict[str, Any] = dict(capture_output=True, text=True, **kwargs)
     if user is not None:
         kw.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
@@ -233,8 +244,18 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
 
     try:
         init = _run(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
-             "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
             user,
         )
         if init.returncode != 0:
@@ -248,8 +269,17 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
             for key, value in settings.items():
                 conf.write(f"{key} = '{value}'\n")
         start = _run(
-            [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "server.log"),
-             "-w", "-t", "60", "start"],
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(workdir / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             user,
             stdin=subprocess.DEVNULL,
             # The postmaster must not share our process group: Ctrl-C in the terminal
@@ -257,7 +287,7 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
             start_new_session=True,
         )
         if start.returncode != 0:
-            log = (workdir / "server.log")
+            log = workdir / "server.log"
             tail = log.read_text()[-800:] if log.exists() else start.stderr
             raise ProvisionError(f"PostgreSQL failed to start ({bin_dir}): {tail.strip()}")
     except BaseException:
@@ -275,8 +305,10 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
 def _pg_ctl_stop(bin_dir: Path, data: Path, user: pwd.struct_passwd | None) -> None:
     if not (data / "postmaster.pid").exists():
         return
-    result = _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
-                   "-t", "30", "stop"], user)
+    result = _run(
+        [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop"],
+        user,
+    )
     if result.returncode != 0 and (data / "postmaster.pid").exists():
         with contextlib.suppress(Exception):
             pid = int((data / "postmaster.pid").read_text().split()[0])
@@ -328,8 +360,9 @@ def start_docker(image: str) -> Server:
         )
     from testcontainers.postgres import PostgresContainer
 
-    container = PostgresContainer(image, username=SUPERUSER, password="postgres",
-                                  dbname="postgres", driver=None)
+    container = PostgresContainer(
+        image, username=SUPERUSER, password="postgres", dbname="postgres", driver=None
+    )
     container.with_command("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
     try:
         container.start()

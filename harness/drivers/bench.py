@@ -36,13 +36,20 @@ from harness.errors import HarnessError, ProvisionError
 
 SPREAD = 1000  # accounts / workspaces the spread runs draw from
 HOT_SCRIPTS = ("update_hot", "purchase_with_credits_hot")
-PGBENCH_RUNS = ("update_hot", "update_spread", "purchase_with_credits_hot",
-                "purchase_with_credits_spread", "atomic_spread")
+PGBENCH_RUNS = (
+    "update_hot",
+    "update_spread",
+    "purchase_with_credits_hot",
+    "purchase_with_credits_spread",
+    "atomic_spread",
+)
 PYTHON_RUNS = ("atomic_spread_python", "stepwise_spread_python")
 RATIOS = {
     "purchase_with_credits_hot_vs_update_hot": ("purchase_with_credits_hot", "update_hot"),
-    "purchase_with_credits_spread_vs_update_spread": ("purchase_with_credits_spread",
-                                                      "update_spread"),
+    "purchase_with_credits_spread_vs_update_spread": (
+        "purchase_with_credits_spread",
+        "update_spread",
+    ),
     "atomic_vs_stepwise_spread": ("atomic_spread", "stepwise_spread_python"),
 }
 # Leads a run may buy at most, per second of duration (each purchase takes a new one).
@@ -71,8 +78,10 @@ def find_pgbench(bin_dir: Path | None) -> Path:
     for c in candidates:
         if c.exists() and os.access(c, os.X_OK):
             return c
-    raise ProvisionError("pgbench not found (beside the server, on PATH, or in "
-                         "/usr/lib/postgresql/*/bin): install PostgreSQL's client tools")
+    raise ProvisionError(
+        "pgbench not found (beside the server, on PATH, or in "
+        "/usr/lib/postgresql/*/bin): install PostgreSQL's client tools"
+    )
 
 
 # -- the data ------------------------------------------------------------------------
@@ -105,9 +114,16 @@ def pgbench(pgbench_bin: Path, dsn: str, script: str, clients: int, seconds: int
     env = dict(os.environ)
     if params.get("password"):
         env["PGPASSWORD"] = params["password"]
-    cmd = [str(pgbench_bin), "--no-vacuum", "--protocol=prepared",
-           f"--client={clients}", f"--jobs={min(clients, os.cpu_count() or 1)}",
-           f"--time={seconds}", f"--file={script_path(script)}", f"--define=spread={SPREAD}"]
+    cmd = [
+        str(pgbench_bin),
+        "--no-vacuum",
+        "--protocol=prepared",
+        f"--client={clients}",
+        f"--jobs={min(clients, os.cpu_count() or 1)}",
+        f"--time={seconds}",
+        f"--file={script_path(script)}",
+        f"--define=spread={SPREAD}",
+    ]
     for key, flag in (("host", "--host"), ("port", "--port"), ("user", "--username")):
         if params.get(key):
             cmd.append(f"{flag}={params[key]}")
@@ -117,10 +133,14 @@ def pgbench(pgbench_bin: Path, dsn: str, script: str, clients: int, seconds: int
     done = re.search(r"actually processed: (\d+)", proc.stdout)
     failed = re.search(r"number of failed transactions: (\d+)", proc.stdout)
     if proc.returncode != 0 or not tps or not done:
-        raise HarnessError(f"pgbench {script} failed: "
-                           f"{(proc.stderr or proc.stdout).strip()[-600:]}")
-    return {"tps": float(tps.group(1)), "transactions": int(done.group(1)),
-            "failed": int(failed.group(1)) if failed else 0}
+        raise HarnessError(
+            f"pgbench {script} failed: {(proc.stderr or proc.stdout).strip()[-600:]}"
+        )
+    return {
+        "tps": float(tps.group(1)),
+        "transactions": int(done.group(1)),
+        "failed": int(failed.group(1)) if failed else 0,
+    }
 
 
 def python_flow(dsn: str, flow: str, clients: int, seconds: int, first_lead: int) -> dict:
@@ -153,8 +173,9 @@ def python_flow(dsn: str, flow: str, clients: int, seconds: int, first_lead: int
                     lead = next(leads)
                 w = bench_uuid(rng.randint(1, SPREAD))
                 try:
-                    service.purchase(PurchaseRequest(workspace_id=w, user_id=w,
-                                                     lead_ids=(bench_uuid(lead),)))
+                    service.purchase(
+                        PurchaseRequest(workspace_id=w, user_id=w, lead_ids=(bench_uuid(lead),))
+                    )
                     n += 1
                 except DomainError as exc:
                     refused.append(exc.code)
@@ -184,8 +205,12 @@ def python_flow(dsn: str, flow: str, clients: int, seconds: int, first_lead: int
     if errors:
         raise HarnessError(f"{flow} flow failed: {errors[0]!r}") from errors[0]
     total = sum(done)
-    return {"tps": round(total / elapsed, 1), "transactions": total,
-            "failed": len(refused), "last_lead": next(leads) - 1}
+    return {
+        "tps": round(total / elapsed, 1),
+        "transactions": total,
+        "failed": len(refused),
+        "last_lead": next(leads) - 1,
+    }
 
 
 # -- profiling -----------------------------------------------------------------------
@@ -206,7 +231,8 @@ def _alter_database_track(dbname: str):
     from psycopg import sql
 
     return sql.SQL("ALTER DATABASE {} SET pg_stat_statements.track = 'all'").format(
-        sql.Identifier(dbname))
+        sql.Identifier(dbname)
+    )
 
 
 def profile_reset(dsn: str) -> None:
@@ -217,15 +243,21 @@ def profile_reset(dsn: str) -> None:
 def profile_top(dsn: str, limit: int = 8) -> list[dict]:
     with db.connect(dsn) as conn:
         rows = db.fetch_all(conn, "bench", "stat_statements_top", {"limit": limit})
-    return [{**r, "mean_ms": float(r["mean_ms"]), "total_ms": float(r["total_ms"])}
-            for r in rows]
+    return [{**r, "mean_ms": float(r["mean_ms"]), "total_ms": float(r["total_ms"])} for r in rows]
 
 
 # -- the command ---------------------------------------------------------------------
 
 
-def run_bench(srv, dsn: str, clients: int, seconds: int, profile: bool = False,
-              only: list[str] | None = None, note=lambda *a: None) -> dict[str, Any]:
+def run_bench(
+    srv,
+    dsn: str,
+    clients: int,
+    seconds: int,
+    profile: bool = False,
+    only: list[str] | None = None,
+    note=lambda *a: None,
+) -> dict[str, Any]:
     pgbench_bin = find_pgbench(srv.bin_dir)
     leads = seconds * LEADS_PER_SECOND + 20_000
     note(f"bench: preparing {SPREAD} workspaces and {leads:,} leads")
@@ -249,14 +281,15 @@ def run_bench(srv, dsn: str, clients: int, seconds: int, profile: bool = False,
         else:
             run = pgbench(pgbench_bin, dsn, name, clients, seconds)
         with db.connect(dsn) as conn:
-            committed = db.scalar(conn, db.query("bench", "purchases_since"),
-                                     {"since": since})
+            committed = db.scalar(conn, db.query("bench", "purchases_since"), {"since": since})
             used = db.scalar(conn, db.query("bench", "next_lead"))
         if not name.startswith("update"):
             run["purchases_committed"] = committed
             if committed != run["transactions"] or used > leads:
-                run["warning"] = (f"{run['transactions']} calls but {committed} purchases "
-                                  "committed: some were refused, the figure is not clean")
+                run["warning"] = (
+                    f"{run['transactions']} calls but {committed} purchases "
+                    "committed: some were refused, the figure is not clean"
+                )
         results[name] = round(run["tps"], 1)
         runs[name] = run
         note(f"bench: {name}: {results[name]:,.0f} tps")
@@ -269,7 +302,8 @@ def run_bench(srv, dsn: str, clients: int, seconds: int, profile: bool = False,
     ratios["atomic_vs_stepwise_spread_python"] = (
         round(results["atomic_spread_python"] / results["stepwise_spread_python"], 2)
         if results.get("atomic_spread_python") and results.get("stepwise_spread_python")
-        else None)
+        else None
+    )
     report = {
         "server_version": db.server_version(dsn),
         "clients": clients,

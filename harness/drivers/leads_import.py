@@ -29,12 +29,19 @@ COLUMNS: dict[str, tuple[bool, str]] = {
     "company": (False, "company name (may be empty)"),
     "industry": (True, "one of config.INDUSTRIES, any letter case"),
     "state": (True, "two-letter US state code, any letter case"),
-    "price": (True, "marketplace price in dollars, at most two decimals, at least "
-              f"{MARKETPLACE_CONFIG['MIN_MARKETPLACE_PRICE']}"),
-    "intent_score": (False, "whole number 0-100; empty: "
-                     f"{MARKETPLACE_CONFIG['DEFAULT_INTENT_SCORE']}"),
-    "freshness_score": (False, "whole number 0-100; empty: "
-                        f"{MARKETPLACE_CONFIG['DEFAULT_FRESHNESS_SCORE']}"),
+    "price": (
+        True,
+        "marketplace price in dollars, at most two decimals, at least "
+        f"{MARKETPLACE_CONFIG['MIN_MARKETPLACE_PRICE']}",
+    ),
+    "intent_score": (
+        False,
+        f"whole number 0-100; empty: {MARKETPLACE_CONFIG['DEFAULT_INTENT_SCORE']}",
+    ),
+    "freshness_score": (
+        False,
+        f"whole number 0-100; empty: {MARKETPLACE_CONFIG['DEFAULT_FRESHNESS_SCORE']}",
+    ),
     "max_sales": (False, "how many workspaces may buy it, at least 1; empty: unlimited"),
 }
 REQUIRED = tuple(name for name, (required, _) in COLUMNS.items() if required)
@@ -121,8 +128,9 @@ def read_leads_csv(path: str | Path) -> list[LeadRow]:
     first_line_of_email: dict[str, int] = {}
     for line, fields in body:
         if len(fields) != len(columns):
-            problems.append(RowProblem(
-                line, f"expected {len(columns)} fields, found {len(fields)}"))
+            problems.append(
+                RowProblem(line, f"expected {len(columns)} fields, found {len(fields)}")
+            )
             continue
         values = {c: f.strip() for c, f in zip(columns, fields, strict=True)}
         row, errors = _check_row(line, values)
@@ -131,8 +139,11 @@ def read_leads_csv(path: str | Path) -> list[LeadRow]:
             continue
         key = row.email.casefold()
         if key in first_line_of_email:
-            problems.append(RowProblem(
-                line, f"email {row.email!r} is already on line {first_line_of_email[key]}"))
+            problems.append(
+                RowProblem(
+                    line, f"email {row.email!r} is already on line {first_line_of_email[key]}"
+                )
+            )
             continue
         first_line_of_email[key] = line
         rows.append(row)
@@ -196,15 +207,24 @@ def _check_row(line: int, v: dict[str, str]) -> tuple[LeadRow | None, list[str]]
         errors.append(ERROR_MESSAGES["INVALID_STATE"](v["state"]))
 
     price = _price(v.get("price", ""), errors)
-    intent = _whole(v, "intent_score", 0, 100, MARKETPLACE_CONFIG["DEFAULT_INTENT_SCORE"],
-                    errors)
-    fresh = _whole(v, "freshness_score", 0, 100,
-                   MARKETPLACE_CONFIG["DEFAULT_FRESHNESS_SCORE"], errors)
+    intent = _whole(v, "intent_score", 0, 100, MARKETPLACE_CONFIG["DEFAULT_INTENT_SCORE"], errors)
+    fresh = _whole(
+        v, "freshness_score", 0, 100, MARKETPLACE_CONFIG["DEFAULT_FRESHNESS_SCORE"], errors
+    )
     max_sales = _whole(v, "max_sales", 1, 2**31 - 1, None, errors)
     if errors:
         return None, errors
-    return LeadRow(line, email, company, industry or "", state, price or Decimal(0),
-                   intent or 0, fresh or 0, max_sales), []
+    return LeadRow(
+        line,
+        email,
+        company,
+        industry or "",
+        state,
+        price or Decimal(0),
+        intent or 0,
+        fresh or 0,
+        max_sales,
+    ), []
 
 
 def _price(text: str, errors: list[str]) -> Decimal | None:
@@ -219,15 +239,17 @@ def _price(text: str, errors: list[str]) -> Decimal | None:
     if not price.is_finite() or price != price.quantize(Decimal("0.01")):
         errors.append(f"price {text!r} must have at most two decimals")
     elif price < lowest or price > MARKETPLACE_CONFIG["MAX_AMOUNT"]:
-        errors.append(f"price {text!r} must be between {lowest} and "
-                      f"{MARKETPLACE_CONFIG['MAX_AMOUNT']}")
+        errors.append(
+            f"price {text!r} must be between {lowest} and {MARKETPLACE_CONFIG['MAX_AMOUNT']}"
+        )
     else:
         return price.quantize(Decimal("0.01"))
     return None
 
 
-def _whole(v: dict[str, str], name: str, low: int, high: int, default: int | None,
-           errors: list[str]) -> int | None:
+def _whole(
+    v: dict[str, str], name: str, low: int, high: int, default: int | None, errors: list[str]
+) -> int | None:
     text = v.get(name, "")
     if not text:
         return default
@@ -259,8 +281,25 @@ def import_leads(conn: psycopg.Connection, path: str | Path, partner: str) -> Im
 
 
 def _copy_values(partner_id: Any, r: LeadRow) -> tuple:
-    return (partner_id, r.email, r.company, r.industry, r.state, r.price, r.intent_score,
-            r.freshness_score, r.max_sales)
+    return (
+        partner_id,
+        r.email,
+        r.company,
+        r.industry,
+        r.state,
+        r.price,
+        r.intent_score,
+        r.freshness_score,
+        r.max_sales,
+    )
 
-__all__ = ["COLUMNS", "ImportRejected", "ImportResult", "LeadRow", "RowProblem",
-           "import_leads", "read_leads_csv"]
+
+__all__ = [
+    "COLUMNS",
+    "ImportRejected",
+    "ImportResult",
+    "LeadRow",
+    "RowProblem",
+    "import_leads",
+    "read_leads_csv",
+]

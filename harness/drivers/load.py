@@ -53,12 +53,17 @@ BUILTIN_DATASET: dict[str, Any] = {
     "name": "built-in",
     "workspaces": [{"name": "hot", "balance": "150.00", "members": 24}]
     + [{"name": f"buyer-{i:02d}", "balance": "5000.00", "members": 1} for i in range(1, 16)],
-    "partners": [{"name": "acme", "base_commission_rate": "0.30",
-                  "bonus_commission_rate": "0.05", "verification_pass_rate": "0.97"}],
+    "partners": [
+        {
+            "name": "acme",
+            "base_commission_rate": "0.30",
+            "bonus_commission_rate": "0.05",
+            "verification_pass_rate": "0.97",
+        }
+    ],
     "leads": [
         {"name": "lead", "count": 5000, "price": "1.00", "partner": "acme"},
-        {"name": "exclusive", "count": 500, "price": "2.50", "partner": "acme",
-         "max_sales": 1},
+        {"name": "exclusive", "count": 500, "price": "2.50", "partner": "acme", "max_sales": 1},
     ],
     # The format needs a step; a load only takes its lead count from it.
     "steps": [{"action": "purchase", "workspace": "hot", "leads_per_purchase": 1}],
@@ -121,8 +126,9 @@ def parse_flows(spec: str) -> dict[str, float]:
         name, _, weight = part.partition("=")
         name = name.strip()
         if name not in FLOWS:
-            raise UsageError(f"unknown flow {name!r}: use {', '.join(FLOWS)} or weights "
-                             "like atomic=2,direct=1")
+            raise UsageError(
+                f"unknown flow {name!r}: use {', '.join(FLOWS)} or weights like atomic=2,direct=1"
+            )
         try:
             weights[name] = float(weight) if weight else 1.0
         except ValueError:
@@ -156,14 +162,19 @@ class Plan:
     @classmethod
     def from_database(cls, dsn: str) -> Plan:
         flow_spec = env.read("HARNESS_LOAD_FLOW") or (
-            env.read("HARNESS_PURCHASE_FLOW") if env.given("HARNESS_PURCHASE_FLOW")
-            else DEFAULT_FLOW_MIX)
+            env.read("HARNESS_PURCHASE_FLOW")
+            if env.given("HARNESS_PURCHASE_FLOW")
+            else DEFAULT_FLOW_MIX
+        )
         per = env.read("HARNESS_LOAD_LEADS_PER_PURCHASE")
         with db.connect(dsn) as conn:
-            buyers = [(r["workspace_id"], r["user_id"])
-                      for r in db.fetch_all(conn, "load", "buyers")]
-            leads = [(r["id"], r["marketplace_price"])
-                     for r in db.fetch_all(conn, "load", "leads_for_sale")]
+            buyers = [
+                (r["workspace_id"], r["user_id"]) for r in db.fetch_all(conn, "load", "buyers")
+            ]
+            leads = [
+                (r["id"], r["marketplace_price"])
+                for r in db.fetch_all(conn, "load", "leads_for_sale")
+            ]
         if not buyers or len(leads) < per:
             raise UsageError(f"{db.redact(dsn)} holds no buyers or too few leads to load")
         return cls(dsn, buyers, leads, parse_flows(flow_spec), per)
@@ -185,8 +196,7 @@ class Buyer:
 
     def __init__(self, plan: Plan, application_name: str = APPLICATION_NAME) -> None:
         self.plan = plan
-        self.pool = db.pool(plan.dsn, min_size=1, max_size=1,
-                                  application_name=application_name)
+        self.pool = db.pool(plan.dsn, min_size=1, max_size=1, application_name=application_name)
         self._services: dict[str, Any] = {}
 
     def close(self) -> None:
@@ -207,26 +217,37 @@ class Buyer:
         lead_ids = [lead_id for lead_id, _ in picked]
         try:
             if flow == "direct":
-                return self._direct(workspace_id, user_id, lead_ids,
-                                    sum((price for _, price in picked), Decimal("0"))), None
+                return self._direct(
+                    workspace_id,
+                    user_id,
+                    lead_ids,
+                    sum((price for _, price in picked), Decimal("0")),
+                ), None
             from harness.money.service import PurchaseRequest
 
             self.service(flow).purchase(
-                PurchaseRequest(workspace_id=workspace_id, user_id=user_id,
-                                lead_ids=tuple(lead_ids)))
+                PurchaseRequest(
+                    workspace_id=workspace_id, user_id=user_id, lead_ids=tuple(lead_ids)
+                )
+            )
             return "purchased", None
         except DomainError as exc:
             return exc.code, None
         except Exception as exc:  # anything undocumented is the load's finding
             return "unexpected", exc
 
-    def _direct(self, workspace_id: UUID, user_id: UUID, lead_ids: list[UUID],
-                total: Decimal) -> str:
+    def _direct(
+        self, workspace_id: UUID, user_id: UUID, lead_ids: list[UUID], total: Decimal
+    ) -> str:
         with self.pool.connection() as conn:
             row = conn.execute(
                 db.query("load", "purchase_with_credits"),
-                {"workspace_id": workspace_id, "user_id": user_id, "lead_ids": lead_ids,
-                 "total": total},
+                {
+                    "workspace_id": workspace_id,
+                    "user_id": user_id,
+                    "lead_ids": lead_ids,
+                    "total": total,
+                },
             ).fetchone()
         assert row is not None  # the function answers exactly one row
         ok, message, _balance, _purchase = row
@@ -345,8 +366,11 @@ def summarize_stats(entries: list[dict]) -> dict[str, Any]:
         }
         if e.get("num_requests"):
             start = e["start_time"] if start is None else min(start, e["start_time"])
-            end = (e["last_request_timestamp"] if end is None
-                   else max(end, e["last_request_timestamp"]))
+            end = (
+                e["last_request_timestamp"]
+                if end is None
+                else max(end, e["last_request_timestamp"])
+            )
     elapsed = (end - start) if start is not None and end and end > start else 0
     return {
         "requests": requests,
@@ -362,8 +386,10 @@ def read_failures(csv_prefix: Path) -> list[dict]:
     if not path.exists():
         return []
     with path.open(newline="") as f:
-        return [{"name": r["Name"], "error": r["Error"], "occurrences": int(r["Occurrences"])}
-                for r in csv.DictReader(f)]
+        return [
+            {"name": r["Name"], "error": r["Error"], "occurrences": int(r["Occurrences"])}
+            for r in csv.DictReader(f)
+        ]
 
 
 # -- running Locust ----------------------------------------------------------------------
@@ -385,12 +411,25 @@ class LoadOptions:
 def locust_command(opts: LoadOptions, workdir: Path) -> list[str]:
     locustfile = opts.locustfile or packaged.folder("loadtests") / "locustfile.py"
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
-        "-u", str(opts.users), "-r", str(opts.spawn_rate or opts.users),
-        "-t", f"{max(1, round(opts.duration.total_seconds()))}s",
-        "--stop-timeout", str(STOP_TIMEOUT_S),
-        "--only-summary", "--json-file", str(workdir / "stats"),  # Locust adds .json
-        "--csv", str(workdir / "stats"),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "-u",
+        str(opts.users),
+        "-r",
+        str(opts.spawn_rate or opts.users),
+        "-t",
+        f"{max(1, round(opts.duration.total_seconds()))}s",
+        "--stop-timeout",
+        str(STOP_TIMEOUT_S),
+        "--only-summary",
+        "--json-file",
+        str(workdir / "stats"),  # Locust adds .json
+        "--csv",
+        str(workdir / "stats"),
     ]
     if opts.processes:
         cmd += ["--processes", str(opts.processes)]
@@ -399,8 +438,13 @@ def locust_command(opts: LoadOptions, workdir: Path) -> list[str]:
     return cmd
 
 
-def run_load(dsn: str, opts: LoadOptions, flow_spec: str, per: int,
-             note: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def run_load(
+    dsn: str,
+    opts: LoadOptions,
+    flow_spec: str,
+    per: int,
+    note: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     """Run Locust against ``dsn`` (already seeded) and return the report (no verdict yet)."""
     workdir = Path(tempfile.mkdtemp(prefix="harness-load-"))
     environ = {
@@ -416,13 +460,21 @@ def run_load(dsn: str, opts: LoadOptions, flow_spec: str, per: int,
     sampler = InFlightSampler(dsn)
     log_path = workdir / "locust.log"
     cmd = locust_command(opts, workdir)
-    note(f"load: {opts.users} users, flow {flow_spec}, {show_duration(opts.duration)}"
-         + (f", {opts.processes} processes" if opts.processes else ""))
+    note(
+        f"load: {opts.users} users, flow {flow_spec}, {show_duration(opts.duration)}"
+        + (f", {opts.processes} processes" if opts.processes else "")
+    )
     try:
         with log_path.open("w") as log:
             sampler.start()
-            proc = subprocess.Popen(cmd, env=environ, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=workdir, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                cmd,
+                env=environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+            )
             started = time.monotonic()
             deadline = started + seconds + STOP_TIMEOUT_S + 90
             totals_q = db.query("load", "purchase_totals")
@@ -430,13 +482,16 @@ def run_load(dsn: str, opts: LoadOptions, flow_spec: str, per: int,
                 while proc.poll() is None:
                     if time.monotonic() > deadline:
                         proc.kill()
-                        raise UsageError("Locust did not finish in time; see its log: "
-                                         f"{_tail(log_path)}")
+                        raise UsageError(
+                            f"Locust did not finish in time; see its log: {_tail(log_path)}"
+                        )
                     time.sleep(2)
                     purchases = db.scalar(conn, totals_q)
-                    note(f"load: {time.monotonic() - started:5.1f}s  "
-                         f"{sampler.connected} connected  {purchases} purchases  "
-                         f"in flight now-peak {sampler.peak}")
+                    note(
+                        f"load: {time.monotonic() - started:5.1f}s  "
+                        f"{sampler.connected} connected  {purchases} purchases  "
+                        f"in flight now-peak {sampler.peak}"
+                    )
         sampler.stop()
         stats_path = workdir / "stats.json"
         if not stats_path.exists():

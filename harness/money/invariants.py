@@ -30,8 +30,7 @@ INVARIANTS: dict[str, str] = {
     "max_sales_exceeded": "no lead is sold or held more often than its max_sales",
     "lead_bought_twice": "no workspace holds one lead through two non-refunded purchases",
     "stuck_pending": "no purchase stays pending longer than the timeout",
-    "confirmation_email_missing": "every completed purchase has exactly one confirmation "
-    "email job",
+    "confirmation_email_missing": "every completed purchase has exactly one confirmation email job",
     "debit_without_purchase": "every purchase debit belongs to a credit purchase and takes "
     "exactly its credits, and every credit purchase has one debit",
 }
@@ -74,9 +73,10 @@ def _run(conn: psycopg.Connection, pending_timeout: timedelta | None) -> list[Vi
         if name == "stuck_pending" and pending_timeout is None:
             continue
         table = NEEDS_TABLE.get(name)
-        if table and not fetch_all(conn, "invariants", "table_exists", {"table": table})[0][
-            "present"
-        ]:
+        if (
+            table
+            and not fetch_all(conn, "invariants", "table_exists", {"table": table})[0]["present"]
+        ):
             continue
         params = {"timeout": pending_timeout} if name == "stuck_pending" else None
         rows = fetch_all(conn, "invariants", name, params)
@@ -89,8 +89,9 @@ def _detail(name: str, rows: list[dict[str, Any]], pending_timeout: timedelta | 
     n = len(rows)
     if name == "ledger_overdraft":
         worst = min(r["lowest_running_total"] for r in rows)
-        return (f"overdraft: {n} workspace(s) spent more than was credited "
-                f"(ledger ran down to {worst})")
+        return (
+            f"overdraft: {n} workspace(s) spent more than was credited (ledger ran down to {worst})"
+        )
     if name == "stuck_pending":
         return f"{n} purchase(s) pending longer than {pending_timeout}"
     return f"{n} row(s) break: {INVARIANTS[name]}"

@@ -45,8 +45,13 @@ class ReconcileReport:
 
     @property
     def changed(self) -> int:
-        return (len(self.completed) + len(self.refunded) + len(self.emails_queued)
-                + self.keys_completed + self.keys_failed)
+        return (
+            len(self.completed)
+            + len(self.refunded)
+            + len(self.emails_queued)
+            + self.keys_completed
+            + self.keys_failed
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,20 +77,28 @@ def reconcile(pool: ConnectionPool, older_than: timedelta) -> ReconcileReport:
     with pool.connection() as conn:
         stuck = [r[0] for r in conn.execute(query(MODULE, "stuck_purchases"), params)]
         for purchase_id in stuck:
-            outcome = scalar(conn, query(MODULE, "reconcile_purchase"),
-                             {"purchase_id": purchase_id, "config": config})
+            outcome = scalar(
+                conn,
+                query(MODULE, "reconcile_purchase"),
+                {"purchase_id": purchase_id, "config": config},
+            )
             if outcome == "completed":
                 completed.append(purchase_id)
             elif outcome == "refunded":
                 refunded.append(purchase_id)
-        for (purchase_id,) in conn.execute(query(MODULE, "completed_without_email"),
-                                           params).fetchall():
-            conn.execute(query(MODULE, "queue_purchase_confirmation"),
-                         {"purchase_id": purchase_id, "config": config})
+        for (purchase_id,) in conn.execute(
+            query(MODULE, "completed_without_email"), params
+        ).fetchall():
+            conn.execute(
+                query(MODULE, "queue_purchase_confirmation"),
+                {"purchase_id": purchase_id, "config": config},
+            )
             emails.append(purchase_id)
         keys_completed = len(conn.execute(query(MODULE, "complete_keys"), params).fetchall())
         keys_failed = len(conn.execute(query(MODULE, "fail_keys"), params).fetchall())
-    return ReconcileReport(tuple(completed), tuple(refunded), tuple(emails),
-                           keys_completed, keys_failed)
+    return ReconcileReport(
+        tuple(completed), tuple(refunded), tuple(emails), keys_completed, keys_failed
+    )
+
 
 __all__ = ["DEFAULT_OLDER_THAN", "ReconcileReport", "reconcile"]

@@ -140,8 +140,9 @@ class User:
     full_name: str | None
 
 
-def domain_error(sql_message: str | None, *, required: Decimal | None = None,
-                 balance: Decimal | None = None) -> DomainError:
+def domain_error(
+    sql_message: str | None, *, required: Decimal | None = None, balance: Decimal | None = None
+) -> DomainError:
     """The DomainError a SQL function's refusal message stands for; the SQL text is kept
     as ``sql_message``, the user-facing text is the exception's message."""
     code = DB_MESSAGES.get(sql_message or "")
@@ -195,8 +196,13 @@ class Repository:
         with self.connection(conn) as c:
             row = c.execute(
                 query(MODULE, "purchase_with_credits"),
-                {"workspace_id": workspace_id, "user_id": user_id, "lead_ids": list(lead_ids),
-                 "total_price": total_price, "credits_used": credits},
+                {
+                    "workspace_id": workspace_id,
+                    "user_id": user_id,
+                    "lead_ids": list(lead_ids),
+                    "total_price": total_price,
+                    "credits_used": credits,
+                },
             ).fetchone()
         if row is None:
             raise HarnessError("purchase_with_credits answered no row")
@@ -237,10 +243,13 @@ class Repository:
     ) -> int:
         """Insert every item in one multi-row statement; how many rows."""
         with self.connection(conn) as c:
-            cur = c.execute(query(MODULE, "add_purchase_items"), {
-                "purchase_id": purchase_id,
-                "items": Jsonb([item.as_json() for item in items]),
-            })
+            cur = c.execute(
+                query(MODULE, "add_purchase_items"),
+                {
+                    "purchase_id": purchase_id,
+                    "items": Jsonb([item.as_json() for item in items]),
+                },
+            )
             return cur.rowcount
 
     def complete_purchase(
@@ -261,8 +270,9 @@ class Repository:
         self, purchase_id: UUID, *, conn: psycopg.Connection | None = None
     ) -> Purchase | None:
         with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(query(MODULE, "get_purchase"),
-                              {"purchase_id": purchase_id}).fetchone()
+            row = cur.execute(
+                query(MODULE, "get_purchase"), {"purchase_id": purchase_id}
+            ).fetchone()
         if row is None:
             return None
         return Purchase(**{**row, "status": PurchaseStatus(row["status"])})
@@ -272,17 +282,26 @@ class Repository:
     ) -> list[dict[str, Any]]:
         """The leads of a purchase, for its buyer only (JSON-ready dicts, by lead id)."""
         with self.connection(conn) as c:
-            rows = c.execute(query(MODULE, "get_purchased_leads"),
-                             {"purchase_id": purchase_id, "workspace_id": workspace_id})
+            rows = c.execute(
+                query(MODULE, "get_purchased_leads"),
+                {"purchase_id": purchase_id, "workspace_id": workspace_id},
+            )
             return [r[0] for r in rows.fetchall()]
 
     def add_credits(
-        self, workspace_id: UUID, amount: Decimal, package: str, *,
+        self,
+        workspace_id: UUID,
+        amount: Decimal,
+        package: str,
+        *,
         conn: psycopg.Connection | None = None,
     ) -> Decimal:
         """A top-up through add_credits(); the new balance."""
-        balance: Decimal = self._one("add_credits", {"workspace_id": workspace_id,
-                                                     "amount": amount, "package": package}, conn)
+        balance: Decimal = self._one(
+            "add_credits",
+            {"workspace_id": workspace_id, "amount": amount, "package": package},
+            conn,
+        )
         return balance
 
     # -- what the service needs besides -------------------------------------------------
@@ -292,38 +311,58 @@ class Repository:
     ) -> list[Lead]:
         """The leads that exist among ``lead_ids``, by id, each with its partner."""
         with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(query(MODULE, "load_leads"),
-                               {"lead_ids": list(lead_ids)}).fetchall()
+            rows = cur.execute(query(MODULE, "load_leads"), {"lead_ids": list(lead_ids)}).fetchall()
         leads = []
         for r in rows:
             partner = None
             if r["partner_id"] is not None:
-                partner = Partner(r["partner_id"], r["partner_name"], r["base_commission_rate"],
-                                  r["bonus_commission_rate"], r["verification_pass_rate"])
-            leads.append(Lead(
-                id=r["id"], partner_id=r["partner_id"], marketplace_price=r["marketplace_price"],
-                intent_score_calculated=r["intent_score_calculated"],
-                freshness_score=r["freshness_score"], for_sale=r["for_sale"],
-                max_sales=r["max_sales"], sold_count=r["sold_count"],
-                created_at=r["created_at"], partner=partner))
+                partner = Partner(
+                    r["partner_id"],
+                    r["partner_name"],
+                    r["base_commission_rate"],
+                    r["bonus_commission_rate"],
+                    r["verification_pass_rate"],
+                )
+            leads.append(
+                Lead(
+                    id=r["id"],
+                    partner_id=r["partner_id"],
+                    marketplace_price=r["marketplace_price"],
+                    intent_score_calculated=r["intent_score_calculated"],
+                    freshness_score=r["freshness_score"],
+                    for_sale=r["for_sale"],
+                    max_sales=r["max_sales"],
+                    sold_count=r["sold_count"],
+                    created_at=r["created_at"],
+                    partner=partner,
+                )
+            )
         return leads
 
-    def is_member(self, workspace_id: UUID, user_id: UUID, *,
-                  conn: psycopg.Connection | None = None) -> bool:
-        return bool(self._one("is_member", {"workspace_id": workspace_id, "user_id": user_id},
-                              conn))
+    def is_member(
+        self, workspace_id: UUID, user_id: UUID, *, conn: psycopg.Connection | None = None
+    ) -> bool:
+        return bool(
+            self._one("is_member", {"workspace_id": workspace_id, "user_id": user_id}, conn)
+        )
 
     def get_user(self, user_id: UUID, *, conn: psycopg.Connection | None = None) -> User | None:
         with self.connection(conn) as c:
             row = c.execute(query(MODULE, "get_user"), {"user_id": user_id}).fetchone()
         return User(*row) if row else None
 
-    def workspace_contact(self, workspace_id: UUID, email: str | None = None, *,
-                          conn: psycopg.Connection | None = None) -> User | None:
+    def workspace_contact(
+        self,
+        workspace_id: UUID,
+        email: str | None = None,
+        *,
+        conn: psycopg.Connection | None = None,
+    ) -> User | None:
         """The user ``email`` names, else the workspace's first owner/admin/member."""
         with self.connection(conn) as c:
-            row = c.execute(query(MODULE, "workspace_contact"),
-                            {"workspace_id": workspace_id, "email": email}).fetchone()
+            row = c.execute(
+                query(MODULE, "workspace_contact"), {"workspace_id": workspace_id, "email": email}
+            ).fetchone()
         return User(*row) if row else None
 
     def outbox_present(self, conn: psycopg.Connection | None = None) -> bool:
@@ -343,27 +382,49 @@ class Repository:
         conn: psycopg.Connection | None = None,
     ) -> dict[str, Any]:
         """One call of purchase_leads_atomic; its jsonb answer."""
-        answer: dict[str, Any] = self._one("atomic_purchase", {
-            "workspace_id": workspace_id, "user_id": user_id, "lead_ids": list(lead_ids),
-            "total_price": total_price, "idempotency_key": idempotency_key,
-            "fingerprint": fingerprint, "config": Jsonb(config),
-        }, conn)
+        answer: dict[str, Any] = self._one(
+            "atomic_purchase",
+            {
+                "workspace_id": workspace_id,
+                "user_id": user_id,
+                "lead_ids": list(lead_ids),
+                "total_price": total_price,
+                "idempotency_key": idempotency_key,
+                "fingerprint": fingerprint,
+                "config": Jsonb(config),
+            },
+            conn,
+        )
         return answer
 
     # -- idempotency keys -----------------------------------------------------------------
 
-    def claim_key(self, workspace_id: UUID, key: str, fingerprint: str, *,
-                  conn: psycopg.Connection | None = None) -> bool:
+    def claim_key(
+        self,
+        workspace_id: UUID,
+        key: str,
+        fingerprint: str,
+        *,
+        conn: psycopg.Connection | None = None,
+    ) -> bool:
         """Insert the key as 'processing'; False when the key already exists."""
-        return self._one("claim_key", {"workspace_id": workspace_id, "key": key,
-                                       "fingerprint": fingerprint}, conn) is not None
+        return (
+            self._one(
+                "claim_key",
+                {"workspace_id": workspace_id, "key": key, "fingerprint": fingerprint},
+                conn,
+            )
+            is not None
+        )
 
-    def lock_key_nowait(self, conn: psycopg.Connection, workspace_id: UUID,
-                        key: str) -> IdempotencyKey | None:
+    def lock_key_nowait(
+        self, conn: psycopg.Connection, workspace_id: UUID, key: str
+    ) -> IdempotencyKey | None:
         """The key's row, locked; raises LockNotAvailable when another holds it."""
         with conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(query(MODULE, "lock_key_nowait"),
-                              {"workspace_id": workspace_id, "key": key}).fetchone()
+            row = cur.execute(
+                query(MODULE, "lock_key_nowait"), {"workspace_id": workspace_id, "key": key}
+            ).fetchone()
         if row is None:
             return None
         return IdempotencyKey(**{**row, "status": KeyStatus(row["status"])})
@@ -371,27 +432,51 @@ class Repository:
     def reclaim_key(self, conn: psycopg.Connection, key_id: UUID) -> None:
         conn.execute(query(MODULE, "reclaim_key"), {"id": key_id})
 
-    def link_key(self, workspace_id: UUID, key: str, purchase_id: UUID,
-                 partial: dict[str, Any]) -> None:
+    def link_key(
+        self, workspace_id: UUID, key: str, purchase_id: UUID, partial: dict[str, Any]
+    ) -> None:
         with self.connection() as c:
-            c.execute(query(MODULE, "link_key"), {
-                "workspace_id": workspace_id, "key": key, "purchase_id": purchase_id,
-                "partial": Jsonb(partial)})
+            c.execute(
+                query(MODULE, "link_key"),
+                {
+                    "workspace_id": workspace_id,
+                    "key": key,
+                    "purchase_id": purchase_id,
+                    "partial": Jsonb(partial),
+                },
+            )
 
-    def complete_key(self, workspace_id: UUID, key: str, purchase_id: UUID,
-                     response: dict[str, Any]) -> None:
+    def complete_key(
+        self, workspace_id: UUID, key: str, purchase_id: UUID, response: dict[str, Any]
+    ) -> None:
         with self.connection() as c:
-            c.execute(query(MODULE, "complete_key"), {
-                "workspace_id": workspace_id, "key": key, "purchase_id": purchase_id,
-                "response": Jsonb(response)})
+            c.execute(
+                query(MODULE, "complete_key"),
+                {
+                    "workspace_id": workspace_id,
+                    "key": key,
+                    "purchase_id": purchase_id,
+                    "response": Jsonb(response),
+                },
+            )
 
     def fail_key(self, workspace_id: UUID, key: str, response: dict[str, Any]) -> None:
         with self.connection() as c:
-            c.execute(query(MODULE, "fail_key"), {
-                "workspace_id": workspace_id, "key": key, "response": Jsonb(response)})
+            c.execute(
+                query(MODULE, "fail_key"),
+                {"workspace_id": workspace_id, "key": key, "response": Jsonb(response)},
+            )
 
 
 __all__ = [
-    "IdempotencyKey", "KeyStatus", "Lead", "Partner", "Purchase", "PurchaseItem",
-    "PurchaseStatus", "Repository", "User", "domain_error",
+    "IdempotencyKey",
+    "KeyStatus",
+    "Lead",
+    "Partner",
+    "Purchase",
+    "PurchaseItem",
+    "PurchaseStatus",
+    "Repository",
+    "User",
+    "domain_error",
 ]

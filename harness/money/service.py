@@ -71,8 +71,9 @@ def current_flow() -> str:
 
 def check_flow(flow: str) -> str:
     if flow not in FLOWS:
-        raise UsageError(f"unknown purchase flow {flow!r} ({FLOW_ENV}); "
-                         f"choose one of: {', '.join(FLOWS)}")
+        raise UsageError(
+            f"unknown purchase flow {flow!r} ({FLOW_ENV}); choose one of: {', '.join(FLOWS)}"
+        )
     return flow
 
 
@@ -92,8 +93,9 @@ def sql_config() -> dict[str, Any]:
     return {
         "commission_bonus_pass_rate": str(MARKETPLACE_CONFIG["COMMISSION_BONUS_PASS_RATE"]),
         "commission_freshness_days": MARKETPLACE_CONFIG["COMMISSION_FRESHNESS_DAYS"],
-        "commission_freshness_bonus_rate":
-            str(MARKETPLACE_CONFIG["COMMISSION_FRESHNESS_BONUS_RATE"]),
+        "commission_freshness_bonus_rate": str(
+            MARKETPLACE_CONFIG["COMMISSION_FRESHNESS_BONUS_RATE"]
+        ),
         "download_url_prefix": download_url_prefix(),
         "download_expiry_days": MARKETPLACE_CONFIG["DOWNLOAD_EXPIRY_DAYS"],
         "default_customer_name": queue.DEFAULT_NAME,
@@ -129,15 +131,22 @@ class PurchaseResult:
 
     def as_response(self) -> dict[str, Any]:
         """The stored response (JSON: ids and money as strings)."""
-        return {"purchase_id": str(self.purchase_id), "new_balance": str(self.new_balance),
-                "total_price": str(self.total_price), "leads": self.leads}
+        return {
+            "purchase_id": str(self.purchase_id),
+            "new_balance": str(self.new_balance),
+            "total_price": str(self.total_price),
+            "leads": self.leads,
+        }
 
     @classmethod
     def from_response(cls, data: dict[str, Any], *, replayed: bool = False) -> PurchaseResult:
-        return cls(purchase_id=UUID(data["purchase_id"]),
-                   new_balance=Decimal(data["new_balance"]),
-                   total_price=Decimal(data["total_price"]),
-                   leads=list(data.get("leads") or []), replayed=replayed)
+        return cls(
+            purchase_id=UUID(data["purchase_id"]),
+            new_balance=Decimal(data["new_balance"]),
+            total_price=Decimal(data["total_price"]),
+            leads=list(data.get("leads") or []),
+            replayed=replayed,
+        )
 
 
 @dataclass(frozen=True)
@@ -158,11 +167,17 @@ class _Prepared:
         return self.req.idempotency_key
 
 
-def refuse(code: str, *, amount: object = None, lead_ids: Sequence[UUID] = (),
-           purchase_id: UUID | None = None) -> DomainError:
+def refuse(
+    code: str,
+    *,
+    amount: object = None,
+    lead_ids: Sequence[UUID] = (),
+    purchase_id: UUID | None = None,
+) -> DomainError:
     """The DomainError for a stable code, with its user-facing message."""
-    return DOMAIN_ERRORS[code](USER_MESSAGES.get(code), amount=amount, lead_ids=lead_ids,
-                               purchase_id=purchase_id)
+    return DOMAIN_ERRORS[code](
+        USER_MESSAGES.get(code), amount=amount, lead_ids=lead_ids, purchase_id=purchase_id
+    )
 
 
 def lead_price(lead: Lead) -> Decimal:
@@ -182,13 +197,23 @@ def purchase_items(leads: Sequence[Lead], sale_date: datetime) -> list[PurchaseI
     for lead in leads:
         price = lead_price(lead)
         if lead.partner is None:
-            items.append(PurchaseItem(lead.id, price, lead.intent_score_calculated,
-                                      lead.freshness_score))
+            items.append(
+                PurchaseItem(lead.id, price, lead.intent_score_calculated, lead.freshness_score)
+            )
             continue
         c = calculate_commission(price, lead.partner, lead.created_at, sale_date)
-        items.append(PurchaseItem(lead.id, price, lead.intent_score_calculated,
-                                  lead.freshness_score, lead.partner_id, c.rate, c.amount,
-                                  c.bonuses))
+        items.append(
+            PurchaseItem(
+                lead.id,
+                price,
+                lead.intent_score_calculated,
+                lead.freshness_score,
+                lead.partner_id,
+                c.rate,
+                c.amount,
+                c.bonuses,
+            )
+        )
     return items
 
 
@@ -206,7 +231,9 @@ class PurchaseService:
         """Buy the request's leads; raises a DomainError subclass when refused."""
         prep = self._prepare(req)
         flows: dict[str, Callable[[_Prepared], PurchaseResult]] = {
-            "atomic": self._atomic, "stepwise": self._stepwise, "legacy": self._legacy,
+            "atomic": self._atomic,
+            "stepwise": self._stepwise,
+            "legacy": self._legacy,
         }
         return flows[self.flow](prep)
 
@@ -215,20 +242,26 @@ class PurchaseService:
         as if the process died there. The purchase id (an earlier purchase's when the key
         replays); refusals raise as in :meth:`purchase`."""
         if after not in CRASH_POINTS:
-            raise UsageError(f"unknown crash point {after!r}; choose one of: "
-                             f"{', '.join(CRASH_POINTS)}")
+            raise UsageError(
+                f"unknown crash point {after!r}; choose one of: {', '.join(CRASH_POINTS)}"
+            )
         prep = self._prepare(req)
         outcome = self._stepwise_run(prep, crash_after=after)
         return outcome.purchase_id if isinstance(outcome, PurchaseResult) else outcome
 
-    def top_up(self, workspace_id: UUID, amount: Decimal, package: str,
-               email: str | None = None) -> Decimal:
+    def top_up(
+        self, workspace_id: UUID, amount: Decimal, package: str, email: str | None = None
+    ) -> Decimal:
         """Add credits and queue the credit purchase email, in one transaction; the new
         balance. The email goes to ``email``, else to the workspace's owner."""
         try:
-            valid = (isinstance(amount, Decimal) and amount.is_finite() and amount > 0
-                     and amount == amount.quantize(CENT)
-                     and amount <= MARKETPLACE_CONFIG["MAX_AMOUNT"])
+            valid = (
+                isinstance(amount, Decimal)
+                and amount.is_finite()
+                and amount > 0
+                and amount == amount.quantize(CENT)
+                and amount <= MARKETPLACE_CONFIG["MAX_AMOUNT"]
+            )
         except InvalidOperation:
             valid = False
         if not valid:
@@ -239,11 +272,18 @@ class PurchaseService:
                 contact = self.repo.workspace_contact(workspace_id, email, conn=conn)
                 address = contact.email if contact else email
                 if address and self.repo.outbox_present(conn):
-                    queue.queue_credit_purchase_email(conn, queue.CreditPurchaseEmail(
-                        email=address, name=(contact.full_name if contact else None) or "",
-                        credits_amount=amount, total_price=amount,
-                        package_name=package, new_balance=balance,
-                    ), workspace_id=workspace_id)
+                    queue.queue_credit_purchase_email(
+                        conn,
+                        queue.CreditPurchaseEmail(
+                            email=address,
+                            name=(contact.full_name if contact else None) or "",
+                            credits_amount=amount,
+                            total_price=amount,
+                            package_name=package,
+                            new_balance=balance,
+                        ),
+                        workspace_id=workspace_id,
+                    )
         except psycopg.errors.ForeignKeyViolation as exc:
             raise UsageError(f"no such workspace: {workspace_id}") from exc
         return balance
@@ -299,34 +339,50 @@ class PurchaseService:
 
     def _fail_key(self, prep: _Prepared, exc: BaseException) -> None:
         if prep.key is not None:
-            self.repo.fail_key(prep.req.workspace_id, prep.key, {
-                "error_code": getattr(exc, "code", type(exc).__name__),
-                "error_message": str(exc),
-            })
+            self.repo.fail_key(
+                prep.req.workspace_id,
+                prep.key,
+                {
+                    "error_code": getattr(exc, "code", type(exc).__name__),
+                    "error_message": str(exc),
+                },
+            )
 
     def _finish(self, prep: _Prepared, result: PurchaseResult) -> PurchaseResult:
         if prep.key is not None:
-            self.repo.complete_key(prep.req.workspace_id, prep.key, result.purchase_id,
-                                   result.as_response())
+            self.repo.complete_key(
+                prep.req.workspace_id, prep.key, result.purchase_id, result.as_response()
+            )
         return result
 
-    def _queue_confirmation(self, conn: psycopg.Connection, prep: _Prepared,
-                            purchase_id: UUID) -> None:
+    def _queue_confirmation(
+        self, conn: psycopg.Connection, prep: _Prepared, purchase_id: UUID
+    ) -> None:
         user = self.repo.get_user(prep.req.user_id, conn=conn)
         if user is None:
             raise HarnessError(f"user {prep.req.user_id} vanished during the purchase")
         data = queue.PurchaseConfirmationEmail.for_purchase(
-            email=user.email, name=user.full_name, total_leads=len(prep.leads),
-            total_price=prep.total_price, purchase_id=purchase_id,
-            app_url=str(env.read("HARNESS_APP_URL")))
+            email=user.email,
+            name=user.full_name,
+            total_leads=len(prep.leads),
+            total_price=prep.total_price,
+            purchase_id=purchase_id,
+            app_url=str(env.read("HARNESS_APP_URL")),
+        )
         queue.queue_purchase_confirmation_email(conn, data, workspace_id=prep.req.workspace_id)
 
     # -- atomic ----------------------------------------------------------------------------
 
     def _atomic(self, prep: _Prepared) -> PurchaseResult:
         answer = self.repo.atomic_purchase(
-            prep.req.workspace_id, prep.req.user_id, prep.lead_ids, prep.total_price,
-            prep.key, prep.fingerprint if prep.key is not None else None, sql_config())
+            prep.req.workspace_id,
+            prep.req.user_id,
+            prep.lead_ids,
+            prep.total_price,
+            prep.key,
+            prep.fingerprint if prep.key is not None else None,
+            sql_config(),
+        )
         status = answer["status"]
         if status == "completed":
             return PurchaseResult.from_response(answer["response"])
@@ -337,8 +393,11 @@ class PurchaseService:
         if status == "mismatch":
             raise refuse("idempotency_mismatch")
         balance = answer.get("balance")
-        raise domain_error(answer.get("error_message"), required=prep.total_price,
-                           balance=Decimal(balance) if balance is not None else None)
+        raise domain_error(
+            answer.get("error_message"),
+            required=prep.total_price,
+            balance=Decimal(balance) if balance is not None else None,
+        )
 
     # -- stepwise ----------------------------------------------------------------------------
 
@@ -354,14 +413,22 @@ class PurchaseService:
         ws, repo = prep.req.workspace_id, self.repo
         try:
             purchase_id, new_balance = repo.purchase_with_credits(
-                ws, prep.req.user_id, prep.lead_ids, prep.total_price)
+                ws, prep.req.user_id, prep.lead_ids, prep.total_price
+            )
         except Exception as exc:
             self._fail_key(prep, exc)
             raise
         if prep.key is not None:
-            repo.link_key(ws, prep.key, purchase_id, {
-                "purchase_id": str(purchase_id), "new_balance": str(new_balance),
-                "total_price": str(prep.total_price)})
+            repo.link_key(
+                ws,
+                prep.key,
+                purchase_id,
+                {
+                    "purchase_id": str(purchase_id),
+                    "new_balance": str(new_balance),
+                    "total_price": str(prep.total_price),
+                },
+            )
         if crash_after == "debit":
             return purchase_id
 
@@ -371,8 +438,9 @@ class PurchaseService:
 
         marked = repo.mark_purchase_leads_sold(purchase_id, prep.lead_ids)
         if marked is None:
-            raise HarnessError(f"purchase {purchase_id} was settled by reconcile before "
-                               "it completed")
+            raise HarnessError(
+                f"purchase {purchase_id} was settled by reconcile before it completed"
+            )
         if marked < len(prep.lead_ids):
             repo.refund_purchase(purchase_id)
             refusal = refuse("leads_no_longer_available", purchase_id=purchase_id)
@@ -390,8 +458,7 @@ class PurchaseService:
         leads = repo.get_purchased_leads(purchase_id, ws)
         with repo.transaction() as conn:
             self._queue_confirmation(conn, prep, purchase_id)
-        return self._finish(prep, PurchaseResult(purchase_id, new_balance, prep.total_price,
-                                                 leads))
+        return self._finish(prep, PurchaseResult(purchase_id, new_balance, prep.total_price, leads))
 
     # -- legacy ------------------------------------------------------------------------------
 
@@ -418,26 +485,44 @@ class PurchaseService:
             balance, total_used = row
             if scalar(conn, q("legacy_already_purchased"), {"workspace_id": ws, "lead_ids": ids}):
                 raise refuse("duplicate_purchase")
-            if any(not lead.for_sale or (lead.max_sales is not None
-                                         and lead.sold_count >= lead.max_sales)
-                   for lead in prep.leads):
+            if any(
+                not lead.for_sale
+                or (lead.max_sales is not None and lead.sold_count >= lead.max_sales)
+                for lead in prep.leads
+            ):
                 raise refuse("leads_no_longer_available")
             if balance < total:
-                raise InsufficientCredits(USER_MESSAGES["insufficient_credits"],
-                                          required=total, balance=balance)
+                raise InsufficientCredits(
+                    USER_MESSAGES["insufficient_credits"], required=total, balance=balance
+                )
             new_balance = balance - total
             try:
                 with conn.transaction():
-                    conn.execute(q("legacy_write_balance"), {
-                        "workspace_id": ws, "balance": new_balance,
-                        "total_used": total_used + total})
-                    purchase_id = scalar(conn, q("legacy_insert_purchase"), {
-                        "workspace_id": ws, "user_id": prep.req.user_id,
-                        "total_leads": len(ids), "total_price": total})
-                    conn.execute(q("legacy_reserve"), {
-                        "workspace_id": ws, "purchase_id": purchase_id, "lead_ids": ids})
+                    conn.execute(
+                        q("legacy_write_balance"),
+                        {
+                            "workspace_id": ws,
+                            "balance": new_balance,
+                            "total_used": total_used + total,
+                        },
+                    )
+                    purchase_id = scalar(
+                        conn,
+                        q("legacy_insert_purchase"),
+                        {
+                            "workspace_id": ws,
+                            "user_id": prep.req.user_id,
+                            "total_leads": len(ids),
+                            "total_price": total,
+                        },
+                    )
+                    conn.execute(
+                        q("legacy_reserve"),
+                        {"workspace_id": ws, "purchase_id": purchase_id, "lead_ids": ids},
+                    )
                     self.repo.add_purchase_items(
-                        purchase_id, purchase_items(prep.leads, datetime.now(UTC)), conn=conn)
+                        purchase_id, purchase_items(prep.leads, datetime.now(UTC)), conn=conn
+                    )
                     conn.execute(q("legacy_mark_sold"), {"lead_ids": ids})
                     conn.execute(q("legacy_complete"), {"purchase_id": purchase_id})
                     if self.repo.outbox_present(conn):
@@ -453,6 +538,14 @@ class PurchaseService:
 
 
 __all__ = [
-    "CRASH_POINTS", "FLOWS", "FLOW_ENV", "PurchaseRequest", "PurchaseResult",
-    "PurchaseService", "current_flow", "download_url", "purchase_items", "sql_config",
+    "CRASH_POINTS",
+    "FLOWS",
+    "FLOW_ENV",
+    "PurchaseRequest",
+    "PurchaseResult",
+    "PurchaseService",
+    "current_flow",
+    "download_url",
+    "purchase_items",
+    "sql_config",
 ]

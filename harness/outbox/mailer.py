@@ -47,17 +47,21 @@ class SmtpSettings:
         """Parse ``smtp://[user:password@]host[:port][?starttls=1&timeout=S]``; a bad or
         missing URL is a UsageError naming what is wrong (never echoing a password)."""
         if not url:
-            raise UsageError("no SMTP server configured: set HARNESS_SMTP_URL "
-                             "(smtp://[user:password@]host[:port][?starttls=1]) or pass "
-                             "--smtp-url")
+            raise UsageError(
+                "no SMTP server configured: set HARNESS_SMTP_URL "
+                "(smtp://[user:password@]host[:port][?starttls=1]) or pass "
+                "--smtp-url"
+            )
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
             raise UsageError(f"bad SMTP URL {_redact(url)!r}: {exc}") from exc
         if parts.scheme != "smtp":
-            raise UsageError(f"bad SMTP URL {_redact(url)!r}: the scheme must be smtp:// "
-                             "(STARTTLS is ?starttls=1)")
+            raise UsageError(
+                f"bad SMTP URL {_redact(url)!r}: the scheme must be smtp:// "
+                "(STARTTLS is ?starttls=1)"
+            )
         if not parts.hostname:
             raise UsageError(f"bad SMTP URL {_redact(url)!r}: no host")
         if parts.path not in ("", "/"):
@@ -65,8 +69,10 @@ class SmtpSettings:
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         unknown = set(params) - {"starttls", "timeout"}
         if unknown:
-            raise UsageError(f"bad SMTP URL {_redact(url)!r}: unknown parameter(s) "
-                             f"{', '.join(sorted(unknown))} (known: starttls, timeout)")
+            raise UsageError(
+                f"bad SMTP URL {_redact(url)!r}: unknown parameter(s) "
+                f"{', '.join(sorted(unknown))} (known: starttls, timeout)"
+            )
         starttls = params.get("starttls", "0").lower()
         if starttls not in TRUE + FALSE:
             raise UsageError(f"bad SMTP URL {_redact(url)!r}: starttls must be 1 or 0")
@@ -75,11 +81,13 @@ class SmtpSettings:
         except ValueError:
             timeout = -1.0
         if not timeout > 0:
-            raise UsageError(f"bad SMTP URL {_redact(url)!r}: timeout must be a positive "
-                             "number of seconds")
+            raise UsageError(
+                f"bad SMTP URL {_redact(url)!r}: timeout must be a positive number of seconds"
+            )
         if (parts.username is None) != (parts.password is None):
-            raise UsageError(f"bad SMTP URL {_redact(url)!r}: give both user and password "
-                             "or neither")
+            raise UsageError(
+                f"bad SMTP URL {_redact(url)!r}: give both user and password or neither"
+            )
         return cls(
             host=parts.hostname,
             port=port or DEFAULT_PORT,
@@ -130,7 +138,8 @@ def describe_error(exc: BaseException) -> str:
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
         detail = "; ".join(
             f"{rcpt}: {code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
-            for rcpt, (code, msg) in exc.recipients.items())
+            for rcpt, (code, msg) in exc.recipients.items()
+        )
     else:
         detail = str(exc) or repr(exc)
     return f"{type(exc).__name__}: {' '.join(detail.split())}"[:2000]
@@ -232,8 +241,14 @@ def _credit_purchase(d: CreditPurchaseEmail) -> tuple[str, str, str]:
     return subject, text, body
 
 
-def render(kind: str, payload: dict[str, Any], *, message_id: str, date: datetime,
-           sender: str = DEFAULT_SENDER) -> EmailMessage:
+def render(
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    message_id: str,
+    date: datetime,
+    sender: str = DEFAULT_SENDER,
+) -> EmailMessage:
     """The email for a job: plain text with an HTML alternative. The same job renders
     the same message (Message-ID and Date included), so a redelivery is recognisable."""
     data = EMAIL_DATA[kind].from_payload(payload)

@@ -78,8 +78,11 @@ class PurchaseConfirmationEmail:
     def __post_init__(self) -> None:
         _check_email(self.email)
         object.__setattr__(self, "name", (self.name or "").strip() or DEFAULT_NAME)
-        if isinstance(self.total_leads, bool) or not isinstance(self.total_leads, int) \
-                or self.total_leads < 1:
+        if (
+            isinstance(self.total_leads, bool)
+            or not isinstance(self.total_leads, int)
+            or self.total_leads < 1
+        ):
             raise ValueError(f"total_leads must be a positive int, not {self.total_leads!r}")
         _money(self.total_price, "total_price")
         if not isinstance(self.purchase_id, UUID):
@@ -103,7 +106,8 @@ class PurchaseConfirmationEmail:
         valid for ``DOWNLOAD_EXPIRY_DAYS``."""
         base = (app_url or MARKETPLACE_CONFIG["APP_URL"]).rstrip("/")
         expires = (now or datetime.now(UTC)) + timedelta(
-            days=MARKETPLACE_CONFIG["DOWNLOAD_EXPIRY_DAYS"])
+            days=MARKETPLACE_CONFIG["DOWNLOAD_EXPIRY_DAYS"]
+        )
         return cls(
             email=email,
             name=name or DEFAULT_NAME,
@@ -237,8 +241,11 @@ class QueueStatus:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["dead_letters"] = [
-            {**asdict(d), "dead_at": d.dead_at.isoformat(),
-             "purchase_id": str(d.purchase_id) if d.purchase_id else None}
+            {
+                **asdict(d),
+                "dead_at": d.dead_at.isoformat(),
+                "purchase_id": str(d.purchase_id) if d.purchase_id else None,
+            }
             for d in self.dead_letters
         ]
         return out
@@ -247,27 +254,39 @@ class QueueStatus:
 # -- enqueue ------------------------------------------------------------------------------
 
 
-def _enqueue(conn: psycopg.Connection, kind: EmailKind, payload: dict[str, Any],
-             purchase_id: UUID | None, workspace_id: UUID | None) -> int:
+def _enqueue(
+    conn: psycopg.Connection,
+    kind: EmailKind,
+    payload: dict[str, Any],
+    purchase_id: UUID | None,
+    workspace_id: UUID | None,
+) -> int:
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query("queue", "enqueue"), {
-            "kind": kind.value, "payload": Jsonb(payload),
-            "purchase_id": purchase_id, "workspace_id": workspace_id,
-        })
+        cur.execute(
+            query("queue", "enqueue"),
+            {
+                "kind": kind.value,
+                "payload": Jsonb(payload),
+                "purchase_id": purchase_id,
+                "workspace_id": workspace_id,
+            },
+        )
         row = cur.fetchone()
         assert row is not None  # enqueue_email always answers a job id
         return int(row[0])
 
 
-def queue_purchase_confirmation_email(conn: psycopg.Connection, data: PurchaseConfirmationEmail,
-                                      *, workspace_id: UUID | None = None) -> int:
+def queue_purchase_confirmation_email(
+    conn: psycopg.Connection, data: PurchaseConfirmationEmail, *, workspace_id: UUID | None = None
+) -> int:
     """Add the purchase's confirmation email to the outbox in the caller's transaction;
     the job's id. One per purchase: a repeat returns the first job's id."""
     return _enqueue(conn, data.kind, data.payload(), data.purchase_id, workspace_id)
 
 
-def queue_credit_purchase_email(conn: psycopg.Connection, data: CreditPurchaseEmail,
-                                *, workspace_id: UUID | None = None) -> int:
+def queue_credit_purchase_email(
+    conn: psycopg.Connection, data: CreditPurchaseEmail, *, workspace_id: UUID | None = None
+) -> int:
     """Add a top-up's confirmation email to the outbox in the caller's transaction."""
     return _enqueue(conn, data.kind, data.payload(), None, workspace_id)
 
@@ -279,9 +298,9 @@ def require_outbox(conn: psycopg.Connection) -> None:
     """A UsageError unless the database has the outbox (migration 0003)."""
     with conn.cursor(row_factory=tuple_row) as cur:
         if not db.scalar(cur, query("queue", "outbox_exists")):
-            raise UsageError("this database has no email outbox (table email_jobs): run "
-                             "`harness migrate` first")
-
+            raise UsageError(
+                "this database has no email outbox (table email_jobs): run `harness migrate` first"
+            )
 
 
 def get_job(conn: psycopg.Connection, job_id: int) -> EmailJob | None:
@@ -301,8 +320,12 @@ def queue_status(conn: psycopg.Connection, *, dead_limit: int = 50) -> QueueStat
         assert summary is not None  # an aggregate answers one row
     with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
         dead = cur.execute(query("queue", "dead_letters"), {"limit": dead_limit}).fetchall()
-    return QueueStatus(counts=counts, oldest_pending_age=summary["oldest_pending_age"],
-                       expired_leases=summary["expired_leases"], dead_letters=dead)
+    return QueueStatus(
+        counts=counts,
+        oldest_pending_age=summary["oldest_pending_age"],
+        expired_leases=summary["expired_leases"],
+        dead_letters=dead,
+    )
 
 
 def retry_dead(conn: psycopg.Connection, ids: list[int] | None = None) -> list[int]:
@@ -323,9 +346,20 @@ def request_cancel(conn: psycopg.Connection, job_id: int) -> EmailJobStatus | No
         row = cur.execute(query("queue", "request_cancel"), {"id": job_id}).fetchone()
     return EmailJobStatus(row[0]) if row else None
 
+
 __all__ = [
-    "CreditPurchaseEmail", "DeadLetter", "EmailJob", "EmailJobStatus", "EmailKind",
-    "PurchaseConfirmationEmail", "QueueStatus", "get_job", "queue_credit_purchase_email",
-    "queue_purchase_confirmation_email", "queue_status", "request_cancel", "require_outbox",
+    "CreditPurchaseEmail",
+    "DeadLetter",
+    "EmailJob",
+    "EmailJobStatus",
+    "EmailKind",
+    "PurchaseConfirmationEmail",
+    "QueueStatus",
+    "get_job",
+    "queue_credit_purchase_email",
+    "queue_purchase_confirmation_email",
+    "queue_status",
+    "request_cancel",
+    "require_outbox",
     "retry_dead",
 ]

@@ -54,19 +54,28 @@ class WorkerSettings:
     poll_interval: float = DEFAULT_POLL_INTERVAL
 
     @classmethod
-    def resolve(cls, *, retry_attempts: int | None = None, retry_backoff_ms: int | None = None,
-                lease_seconds: float | None = None, batch_size: int | None = None,
-                poll_interval: float | None = None) -> WorkerSettings:
+    def resolve(
+        cls,
+        *,
+        retry_attempts: int | None = None,
+        retry_backoff_ms: int | None = None,
+        lease_seconds: float | None = None,
+        batch_size: int | None = None,
+        poll_interval: float | None = None,
+    ) -> WorkerSettings:
         """Arguments first, then the environment as it is now (``HARNESS_EMAIL_RETRY_*``,
         ``HARNESS_EMAIL_LEASE_SECONDS``, read through :mod:`harness.env`), whose defaults
         are ``EMAIL_CONFIG``'s."""
         s = cls(
-            retry_attempts=env.read("HARNESS_EMAIL_RETRY_ATTEMPTS") if retry_attempts is None
+            retry_attempts=env.read("HARNESS_EMAIL_RETRY_ATTEMPTS")
+            if retry_attempts is None
             else retry_attempts,
             retry_backoff_ms=env.read("HARNESS_EMAIL_RETRY_BACKOFF_MS")
-            if retry_backoff_ms is None else retry_backoff_ms,
-            lease_seconds=lease_seconds if lease_seconds is not None else env.read(
-                "HARNESS_EMAIL_LEASE_SECONDS"),
+            if retry_backoff_ms is None
+            else retry_backoff_ms,
+            lease_seconds=lease_seconds
+            if lease_seconds is not None
+            else env.read("HARNESS_EMAIL_LEASE_SECONDS"),
             batch_size=batch_size or DEFAULT_BATCH_SIZE,
             poll_interval=poll_interval if poll_interval is not None else DEFAULT_POLL_INTERVAL,
         )
@@ -114,7 +123,8 @@ class _Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.values = dict.fromkeys(
-            ("sent", "dead", "cancelled", "retried", "released", "recovered", "lost"), 0)
+            ("sent", "dead", "cancelled", "retried", "released", "recovered", "lost"), 0
+        )
 
     def add(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -128,17 +138,29 @@ def worker_name() -> str:
 class Worker:
     """Delivers email jobs from the outbox of the database at ``dsn``."""
 
-    def __init__(self, dsn: str, smtp_url: str | None = None, *, concurrency: int = 1,
-                 name: str | None = None, sender: str | None = None,
-                 retry_attempts: int | None = None, retry_backoff_ms: int | None = None,
-                 lease_seconds: float | None = None, batch_size: int | None = None,
-                 poll_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        smtp_url: str | None = None,
+        *,
+        concurrency: int = 1,
+        name: str | None = None,
+        sender: str | None = None,
+        retry_attempts: int | None = None,
+        retry_backoff_ms: int | None = None,
+        lease_seconds: float | None = None,
+        batch_size: int | None = None,
+        poll_interval: float | None = None,
+    ) -> None:
         self.dsn = dsn
-        self.smtp = SmtpSettings.from_url(smtp_url or env.read("HARNESS_SMTP_URL"),
-                                          sender=sender)
+        self.smtp = SmtpSettings.from_url(smtp_url or env.read("HARNESS_SMTP_URL"), sender=sender)
         self.settings = WorkerSettings.resolve(
-            retry_attempts=retry_attempts, retry_backoff_ms=retry_backoff_ms,
-            lease_seconds=lease_seconds, batch_size=batch_size, poll_interval=poll_interval)
+            retry_attempts=retry_attempts,
+            retry_backoff_ms=retry_backoff_ms,
+            lease_seconds=lease_seconds,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+        )
         if concurrency < 1:
             raise UsageError(f"concurrency must be at least 1, not {concurrency}")
         self.concurrency = concurrency
@@ -164,8 +186,7 @@ class Worker:
                 signal.signal(sig, old)
 
     def _on_signal(self, signum: int) -> None:
-        log.info("%s: %s, finishing the send under way", self.name,
-                 signal.Signals(signum).name)
+        log.info("%s: %s, finishing the send under way", self.name, signal.Signals(signum).name)
         self.stop()
 
     # -- running ----------------------------------------------------------------------------
@@ -181,8 +202,9 @@ class Worker:
         self._counters = _Counters()
         started = time.monotonic()
         done = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(done,),
-                                name=f"{self.name}-heartbeat", daemon=True)
+        beat = threading.Thread(
+            target=self._heartbeat, args=(done,), name=f"{self.name}-heartbeat", daemon=True
+        )
         beat.start()
         errors: list[BaseException] = []
 
@@ -197,8 +219,10 @@ class Worker:
             if self.concurrency == 1:
                 loop()
             else:
-                threads = [threading.Thread(target=loop, name=f"{self.name}-{i}", daemon=True)
-                           for i in range(self.concurrency)]
+                threads = [
+                    threading.Thread(target=loop, name=f"{self.name}-{i}", daemon=True)
+                    for i in range(self.concurrency)
+                ]
                 for t in threads:
                     t.start()
                 while any(t.is_alive() for t in threads):
@@ -211,8 +235,11 @@ class Worker:
             raise errors[0]
         with connect(self.dsn) as conn:
             _, remaining = self._next_due(conn)
-        return DrainStats(**self._counters.values, remaining=remaining,
-                          seconds=round(time.monotonic() - started, 3))
+        return DrainStats(
+            **self._counters.values,
+            remaining=remaining,
+            seconds=round(time.monotonic() - started, 3),
+        )
 
     def _loop(self, until: str, wait_for_backoff: bool) -> None:
         with Mailer(self.smtp) as mailer:
@@ -241,7 +268,8 @@ class Worker:
                         self._stop.wait(RECONNECT_PAUSE)
                         continue
                     if until == "settled" and (
-                            unsettled == 0 or (not wait_for_backoff and (wait or 0) > 0)):
+                        unsettled == 0 or (not wait_for_backoff and (wait or 0) > 0)
+                    ):
                         return
                     pause = self.settings.poll_interval if wait is None else wait
                     if until == "settled":
@@ -263,17 +291,23 @@ class Worker:
         """Recover expired leases, claim a batch of due jobs and deliver them; how many
         jobs were claimed."""
         with conn.cursor(row_factory=dict_row) as cur:
-            for row in cur.execute(query("queue", "recover_expired"),
-                                   {"max_attempts": self.settings.retry_attempts}).fetchall():
+            for row in cur.execute(
+                query("queue", "recover_expired"), {"max_attempts": self.settings.retry_attempts}
+            ).fetchall():
                 self._counters.add("recovered")
-                log.warning("%s: job %s's lease expired; now %s", self.name, row["id"],
-                            row["status"])
+                log.warning(
+                    "%s: job %s's lease expired; now %s", self.name, row["id"], row["status"]
+                )
                 if row["status"] in ("dead", "cancelled"):
                     self._counters.add(row["status"])
-            jobs = cur.execute(query("queue", "claim"), {
-                "limit": self.settings.batch_size, "worker": self.name,
-                "lease": self.settings.lease_seconds,
-            }).fetchall()
+            jobs = cur.execute(
+                query("queue", "claim"),
+                {
+                    "limit": self.settings.batch_size,
+                    "worker": self.name,
+                    "lease": self.settings.lease_seconds,
+                },
+            ).fetchall()
         jobs.sort(key=lambda j: j["id"])
         for i, job in enumerate(jobs):
             if self._stop.is_set():
@@ -284,8 +318,9 @@ class Worker:
 
     def _release(self, conn: psycopg.Connection, ids: list[int]) -> None:
         with conn.cursor(row_factory=tuple_row) as cur:
-            released = cur.execute(query("queue", "release"),
-                                   {"ids": ids, "worker": self.name}).fetchall()
+            released = cur.execute(
+                query("queue", "release"), {"ids": ids, "worker": self.name}
+            ).fetchall()
         self._counters.add("released", len(released))
         log.info("%s: released %d unbegun job(s)", self.name, len(released))
 
@@ -304,11 +339,17 @@ class Worker:
         attempt = row[0]
         fence["attempt"] = attempt
         try:
-            msg = render(job["kind"], job["payload"], message_id=job["message_id"],
-                         date=job["created_at"], sender=self.smtp.sender)
+            msg = render(
+                job["kind"],
+                job["payload"],
+                message_id=job["message_id"],
+                date=job["created_at"],
+                sender=self.smtp.sender,
+            )
         except (KeyError, ValueError, TypeError) as exc:
-            self._failed(conn, fence, f"cannot render the email: {describe_error(exc)}",
-                         permanent=True)
+            self._failed(
+                conn, fence, f"cannot render the email: {describe_error(exc)}", permanent=True
+            )
             return
         try:
             mailer.send(msg)
@@ -318,35 +359,60 @@ class Worker:
         with conn.cursor(row_factory=tuple_row) as cur:
             if cur.execute(query("queue", "mark_sent"), fence).fetchone():
                 self._counters.add("sent")
-                log.info("%s: sent job %s (attempt %d) %s", self.name, job["id"], attempt,
-                         job["message_id"])
+                log.info(
+                    "%s: sent job %s (attempt %d) %s",
+                    self.name,
+                    job["id"],
+                    attempt,
+                    job["message_id"],
+                )
             else:
                 # Delivered, but another worker took the job over: it will send it again
                 # under the same Message-ID (at-least-once).
                 self._counters.add("lost")
                 log.warning("%s: sent job %s after losing its lease", self.name, job["id"])
 
-    def _failed(self, conn: psycopg.Connection, fence: dict[str, Any], error: str, *,
-                permanent: bool) -> None:
+    def _failed(
+        self, conn: psycopg.Connection, fence: dict[str, Any], error: str, *, permanent: bool
+    ) -> None:
         delay = self.settings.backoff(fence["attempt"])
         with conn.cursor(row_factory=tuple_row) as cur:
-            row = cur.execute(query("queue", "mark_failed"), {
-                **fence, "error": error, "permanent": permanent,
-                "max_attempts": self.settings.retry_attempts, "delay": delay,
-            }).fetchone()
+            row = cur.execute(
+                query("queue", "mark_failed"),
+                {
+                    **fence,
+                    "error": error,
+                    "permanent": permanent,
+                    "max_attempts": self.settings.retry_attempts,
+                    "delay": delay,
+                },
+            ).fetchone()
         if row is None:
             self._counters.add("lost")
-            log.warning("%s: job %s failed after losing its lease: %s", self.name,
-                        fence["id"], error)
+            log.warning(
+                "%s: job %s failed after losing its lease: %s", self.name, fence["id"], error
+            )
             return
         status = row[0]
         self._counters.add("retried" if status == "queued" else status)
         if status == "queued":
-            log.warning("%s: job %s attempt %d failed, retry in %.3f s: %s", self.name,
-                        fence["id"], fence["attempt"], delay, error)
+            log.warning(
+                "%s: job %s attempt %d failed, retry in %.3f s: %s",
+                self.name,
+                fence["id"],
+                fence["attempt"],
+                delay,
+                error,
+            )
         else:
-            log.error("%s: job %s attempt %d failed, now %s: %s", self.name, fence["id"],
-                      fence["attempt"], status, error)
+            log.error(
+                "%s: job %s attempt %d failed, now %s: %s",
+                self.name,
+                fence["id"],
+                fence["attempt"],
+                status,
+                error,
+            )
 
     def _heartbeat(self, done: threading.Event) -> None:
         """Renew the leases of every job this worker holds, three times per lease."""
@@ -357,8 +423,10 @@ class Worker:
                 try:
                     if conn is None or conn.closed:
                         conn = connect(self.dsn)
-                    conn.execute(query("queue", "heartbeat"),
-                                 {"worker": self.name, "lease": self.settings.lease_seconds})
+                    conn.execute(
+                        query("queue", "heartbeat"),
+                        {"worker": self.name, "lease": self.settings.lease_seconds},
+                    )
                 except Exception as exc:  # keep beating; an expired lease is recoverable
                     log.error("%s: could not renew leases: %s", self.name, exc)
                     conn = None
@@ -367,17 +435,31 @@ class Worker:
                 conn.close()
 
 
-def drain(dsn: str, smtp_url: str | None = None, *, wait_for_backoff: bool = True,
-          concurrency: int = 1, retry_attempts: int | None = None,
-          retry_backoff_ms: int | None = None, lease_seconds: float | None = None,
-          batch_size: int | None = None,
-          poll_interval: float = DRAIN_POLL_INTERVAL) -> DrainStats:
+def drain(
+    dsn: str,
+    smtp_url: str | None = None,
+    *,
+    wait_for_backoff: bool = True,
+    concurrency: int = 1,
+    retry_attempts: int | None = None,
+    retry_backoff_ms: int | None = None,
+    lease_seconds: float | None = None,
+    batch_size: int | None = None,
+    poll_interval: float = DRAIN_POLL_INTERVAL,
+) -> DrainStats:
     """Process the outbox until every job is sent, dead or cancelled, waiting out
     backoffs (and other workers' leases) unless ``wait_for_backoff`` is false, in which
     case it stops when nothing more is due now. The settings are :class:`Worker`'s."""
-    worker = Worker(dsn, smtp_url, concurrency=concurrency, retry_attempts=retry_attempts,
-                    retry_backoff_ms=retry_backoff_ms, lease_seconds=lease_seconds,
-                    batch_size=batch_size, poll_interval=poll_interval)
+    worker = Worker(
+        dsn,
+        smtp_url,
+        concurrency=concurrency,
+        retry_attempts=retry_attempts,
+        retry_backoff_ms=retry_backoff_ms,
+        lease_seconds=lease_seconds,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+    )
     return worker.run(until="settled", wait_for_backoff=wait_for_backoff)
 
 

@@ -104,9 +104,14 @@ class GateReport:
 
     def as_dict(self) -> dict:
         counts = {s: sum(i.status == s for i in self.items) for s in STATUSES}
-        return {"ok": self.ok, "target": self.target, "provider": self.provider,
-                "seconds": round(self.seconds, 1), "summary": counts,
-                "items": [asdict(i) for i in self.items]}
+        return {
+            "ok": self.ok,
+            "target": self.target,
+            "provider": self.provider,
+            "seconds": round(self.seconds, 1),
+            "summary": counts,
+            "items": [asdict(i) for i in self.items],
+        }
 
 
 @dataclass
@@ -152,15 +157,26 @@ def run_pytest(root: Path, dsn: str, extra: list[str]) -> PytestRun:
     """pytest over ``root``/tests as a subprocess, on the server at ``dsn``."""
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "pytest.xml"
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               f"--junitxml={junit}", "--test-dsn", dsn, *extra, "tests"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            "--test-dsn",
+            dsn,
+            *extra,
+            "tests",
+        ]
         env = os.environ | {GATE_ENV: "1"}
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True,
-                              text=True)
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
         cases = _junit_cases(junit) if junit.exists() else []
-    return PytestRun(proc.returncode, cases, time.perf_counter() - start,
-                     (proc.stdout + proc.stderr)[-2000:])
+    return PytestRun(
+        proc.returncode, cases, time.perf_counter() - start, (proc.stdout + proc.stderr)[-2000:]
+    )
 
 
 def _junit_cases(path: Path) -> list[dict]:
@@ -171,15 +187,22 @@ def _junit_cases(path: Path) -> list[dict]:
             if case.find(tag) is not None:
                 outcome = name
                 break
-        out.append({"module": case.get("classname", "").split(".")[-1],
-                    "name": case.get("name", ""), "outcome": outcome})
+        out.append(
+            {
+                "module": case.get("classname", "").split(".")[-1],
+                "name": case.get("name", ""),
+                "outcome": outcome,
+            }
+        )
     return out
 
 
 def _pytest_verdict(run: PytestRun, cases: list[dict], what: str) -> tuple[str, str]:
     c = run.counts(cases)
-    text = (f"{c['passed']} passed, {c['failed']} failed, {c['error']} errors, "
-            f"{c['skipped']} skipped {what}")
+    text = (
+        f"{c['passed']} passed, {c['failed']} failed, {c['error']} errors, "
+        f"{c['skipped']} skipped {what}"
+    )
     if not cases and run.code not in (0, 5):
         return "FAIL", f"pytest exited {run.code}: {' '.join(run.output.split())[-400:]}"
     failed = [f"{x['module']}::{x['name']}" for x in cases if x["outcome"] in ("failed", "error")]
@@ -208,8 +231,9 @@ def documentation(root: Path | None) -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in pages if p.is_file())
 
 
-def documentation_gaps(commands: list[str], root: Path | None = None,
-                       text: str | None = None) -> dict[str, list[str]]:
+def documentation_gaps(
+    commands: list[str], root: Path | None = None, text: str | None = None
+) -> dict[str, list[str]]:
     """What the code defines and the documentation (README and docs/) does not mention:
     ``commands`` (as ``harness <command>``), ``checks`` (ids) and ``messages``
     (verbatim)."""
@@ -221,18 +245,25 @@ def documentation_gaps(commands: list[str], root: Path | None = None,
     }
 
 
-def _docs_item(kinds: tuple[str, ...], gaps: dict[str, list[str]],
-               commands: list[str]) -> tuple[str, str]:
-    label = {"commands": lambda x: f"command `harness {x}`",
-             "checks": lambda x: f"check id `{x}`",
-             "messages": lambda x: f"message {x!r}"}
+def _docs_item(
+    kinds: tuple[str, ...], gaps: dict[str, list[str]], commands: list[str]
+) -> tuple[str, str]:
+    label = {
+        "commands": lambda x: f"command `harness {x}`",
+        "checks": lambda x: f"check id `{x}`",
+        "messages": lambda x: f"message {x!r}",
+    }
     missing = [label[kind](x) for kind in kinds for x in gaps[kind]]
-    total = {"commands": len(commands), "checks": len(check_ids()),
-             "messages": len(error_messages())}
+    total = {
+        "commands": len(commands),
+        "checks": len(check_ids()),
+        "messages": len(error_messages()),
+    }
     scope = " and ".join(f"{total[k]} {k}" for k in kinds)
     if missing:
-        shown = "; ".join(missing[:15]) + (f"; and {len(missing) - 15} more"
-                                           if len(missing) > 15 else "")
+        shown = "; ".join(missing[:15]) + (
+            f"; and {len(missing) - 15} more" if len(missing) > 15 else ""
+        )
         counts = ", ".join(f"{len(gaps[k])} of {total[k]} {k}" for k in kinds)
         return "FAIL", f"the documentation (README.md, docs/) leaves out {counts}: {shown}"
     return "PASS", f"the documentation (README.md, docs/) mentions all {scope} the code defines"
@@ -248,19 +279,25 @@ def _public_only(fp: dict) -> dict:
     def public(section: str, key: str) -> bool:
         return key.split("(")[0].count(".") == (1 if section in nested else 0)
 
-    return {s: {k: v for k, v in objs.items() if public(s, k)}
-            for s, objs in fp.items() if s not in ("schemas", "extensions")}
+    return {
+        s: {k: v for k, v in objs.items() if public(s, k)}
+        for s, objs in fp.items()
+        if s not in ("schemas", "extensions")
+    }
 
 
-def migrations_item(dsn: str, is_target: bool, dirs: list[str] | None,
-                    apply: bool) -> tuple[str, str]:
+def migrations_item(
+    dsn: str, is_target: bool, dirs: list[str] | None, apply: bool
+) -> tuple[str, str]:
     if not is_target:
         with db.scratch_database(dsn, prefix="harness_gate") as scratch:
             with Migrator(scratch, dirs) as m:
                 start = time.perf_counter()
                 done = m.apply()
-        return "PASS", (f"no --dsn: {len(done)} migration(s) applied to a scratch database "
-                        f"in {time.perf_counter() - start:.1f} s: {', '.join(done)}")
+        return "PASS", (
+            f"no --dsn: {len(done)} migration(s) applied to a scratch database "
+            f"in {time.perf_counter() - start:.1f} s: {', '.join(done)}"
+        )
     with Migrator(dsn, dirs) as m:
         holder = m.lock_holder()
         if holder:
@@ -269,9 +306,11 @@ def migrations_item(dsn: str, is_target: bool, dirs: list[str] | None,
         if apply:
             start = time.perf_counter()
             done = m.apply()
-            return "PASS", (f"applied for real to {db.redact(dsn)}: "
-                            f"{', '.join(done) or 'nothing pending'} "
-                            f"({time.perf_counter() - start:.1f} s)")
+            return "PASS", (
+                f"applied for real to {db.redact(dsn)}: "
+                f"{', '.join(done) or 'nothing pending'} "
+                f"({time.perf_counter() - start:.1f} s)"
+            )
     with db.scratch_database(dsn, prefix="harness_gate_rehearsal") as scratch:
         with Migrator(scratch, dirs) as s:
             for mig in s.migrations:
@@ -279,20 +318,26 @@ def migrations_item(dsn: str, is_target: bool, dirs: list[str] | None,
                     s.backend.apply_one(mig)
             ours = _public_only(fingerprint_dsn(scratch))
             theirs = _public_only(fingerprint_dsn(dsn))
-            known = {sec: {k: v for k, v in objs.items() if k in ours.get(sec, {})}
-                     for sec, objs in theirs.items()}
+            known = {
+                sec: {k: v for k, v in objs.items() if k in ours.get(sec, {})}
+                for sec, objs in theirs.items()
+            }
             drift = diff(ours, known, "on the target")
             extra = sum(len(objs) - len(known[sec]) for sec, objs in theirs.items())
             if drift:
-                return "FAIL", ("the target's schema is not what its applied migrations "
-                                "build: " + "; ".join(drift[:10]))
+                return "FAIL", (
+                    "the target's schema is not what its applied migrations "
+                    "build: " + "; ".join(drift[:10])
+                )
             start = time.perf_counter()
             done = s.apply()
     note = f"; {extra} object(s) on the target no migration creates" if extra else ""
-    return "PASS", (f"rehearsed on a scratch database rebuilt to the target's schema "
-                    f"({len(applied)} applied migration(s) replayed, fingerprint equal to "
-                    f"the target's{note}): would apply {', '.join(done) or 'nothing'} "
-                    f"({time.perf_counter() - start:.1f} s); --apply applies for real")
+    return "PASS", (
+        f"rehearsed on a scratch database rebuilt to the target's schema "
+        f"({len(applied)} applied migration(s) replayed, fingerprint equal to "
+        f"the target's{note}): would apply {', '.join(done) or 'nothing'} "
+        f"({time.perf_counter() - start:.1f} s); --apply applies for real"
+    )
 
 
 # -- 9: full flow ----------------------------------------------------------------------------
@@ -303,14 +348,15 @@ def flow_item(dsn: str, dirs: list[str] | None, scenario: str | None) -> tuple[s
     if not path.is_file():
         return "MANUAL", f"no scenario file {path} to run the full flow with"
     (result,) = run_scenarios(dsn, [load_scenario(path)], dirs)
-    facts = (f"scenario {result.name} ({path.name}, {result.flow} flow) in a scratch "
-             f"database on the target's server: {result.succeeded} purchases succeeded, "
-             f"emails {result.emails}, balances "
-             f"{ {k: str(v) for k, v in result.balances.items()} }")
+    facts = (
+        f"scenario {result.name} ({path.name}, {result.flow} flow) in a scratch "
+        f"database on the target's server: {result.succeeded} purchases succeeded, "
+        f"emails {result.emails}, balances "
+        f"{ {k: str(v) for k, v in result.balances.items()} }"
+    )
     if result.ok:
         return "PASS", facts
-    problems = list(result.mismatches) + [f"{v['name']}: {v['detail']}"
-                                          for v in result.violations]
+    problems = list(result.mismatches) + [f"{v['name']}: {v['detail']}" for v in result.violations]
     return "FAIL", f"{facts}; " + "; ".join(problems[:8])
 
 
@@ -321,13 +367,17 @@ def monitor_item(dsn: str, is_target: bool, baseline: str) -> tuple[str, str]:
     """Record the monitoring baseline on the target; without one there is nothing deployed
     to watch (an empty scratch database would always look healthy), so MANUAL."""
     if not is_target:
-        return "MANUAL", ("no --dsn: nothing deployed to watch; after the deployment run "
-                          f"`harness watch --dsn URL --baseline {baseline}`")
+        return "MANUAL", (
+            "no --dsn: nothing deployed to watch; after the deployment run "
+            f"`harness watch --dsn URL --baseline {baseline}`"
+        )
     try:
         report = watch(dsn, timedelta(minutes=15))
     except UsageError as exc:
-        return "MANUAL", (f"{exc.message}; after the deployment run `harness watch --dsn "
-                          f"URL --baseline {baseline}` to record the baseline")
+        return "MANUAL", (
+            f"{exc.message}; after the deployment run `harness watch --dsn "
+            f"URL --baseline {baseline}` to record the baseline"
+        )
     out = Path(baseline)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report.as_dict(), indent=2, default=str) + "\n")
@@ -342,8 +392,9 @@ def monitor_item(dsn: str, is_target: bool, baseline: str) -> tuple[str, str]:
 # -- the run --------------------------------------------------------------------------------
 
 
-def run_gate(dsn: str, provider: str, opts: Options,
-             on_item: Callable[[Item], None] | None = None) -> GateReport:
+def run_gate(
+    dsn: str, provider: str, opts: Options, on_item: Callable[[Item], None] | None = None
+) -> GateReport:
     """Every checklist item, in order. ``dsn`` is the target (``provider == "dsn"``) or a
     throwaway server."""
     start = time.perf_counter()
@@ -360,13 +411,16 @@ def run_gate(dsn: str, provider: str, opts: Options,
     pytest_state = None
     if chosen & {"tests", "integration"}:
         if os.environ.get(GATE_ENV):
-            pytest_state = (f"not run: already inside a gate run ({GATE_ENV} is set), "
-                            "the gate does not recurse into pytest")
+            pytest_state = (
+                f"not run: already inside a gate run ({GATE_ENV} is set), "
+                "the gate does not recurse into pytest"
+            )
         elif opts.skip_tests:
             pytest_state = "not run: --skip-tests"
         elif root is None:
-            pytest_state = "not run: outside the harness's own checkout (an installed " \
-                           "package has no tests)"
+            pytest_state = (
+                "not run: outside the harness's own checkout (an installed package has no tests)"
+            )
         else:
             run = run_pytest(root, dsn, opts.pytest_args)
             pytest_state = f"{run.seconds:.0f} s"
@@ -374,12 +428,12 @@ def run_gate(dsn: str, provider: str, opts: Options,
     wanted = sorted({c for k, cats in VERIFY_CATEGORIES.items() if k in chosen for c in cats})
     known = {c.category for c in all_checks()}
     if wanted and known & set(wanted):
-        suite = run_suite(dsn, provider, opts.dirs, only=sorted(known & set(wanted)),
-                          jobs=opts.jobs)
+        suite = run_suite(
+            dsn, provider, opts.dirs, only=sorted(known & set(wanted)), jobs=opts.jobs
+        )
         for r in suite.results:
             verify_results.setdefault(r.category, []).append(r)
-    gaps = documentation_gaps(opts.commands, root) if chosen & {"api-docs", "user-docs"} \
-        else {}
+    gaps = documentation_gaps(opts.commands, root) if chosen & {"api-docs", "user-docs"} else {}
 
     for item in items:
         t = time.perf_counter()
@@ -388,8 +442,17 @@ def run_gate(dsn: str, provider: str, opts: Options,
         else:
             try:
                 item.status, item.evidence = _decide(
-                    item.key, dsn, is_target, opts, run, pytest_state, verify_results, gaps,
-                    known, root)
+                    item.key,
+                    dsn,
+                    is_target,
+                    opts,
+                    run,
+                    pytest_state,
+                    verify_results,
+                    gaps,
+                    known,
+                    root,
+                )
             except HarnessError as exc:
                 item.status, item.evidence = "FAIL", exc.message
             except Exception as exc:  # an item that crashes has proved nothing
@@ -397,8 +460,9 @@ def run_gate(dsn: str, provider: str, opts: Options,
                 item.evidence = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
         item.seconds = time.perf_counter() - t
         if item.key in VERIFY_CATEGORIES:  # ran before the items, in one verify suite
-            item.seconds += sum(r.seconds for c in VERIFY_CATEGORIES[item.key]
-                                for r in verify_results.get(c, []))
+            item.seconds += sum(
+                r.seconds for c in VERIFY_CATEGORIES[item.key] for r in verify_results.get(c, [])
+            )
         elif item.key == "tests" and run is not None:
             item.seconds += run.seconds
         report.items.append(item)
@@ -408,10 +472,18 @@ def run_gate(dsn: str, provider: str, opts: Options,
     return report
 
 
-def _decide(key: str, dsn: str, is_target: bool, opts: Options, run: PytestRun | None,
-            pytest_state: str | None, verify_results: dict[str, list],
-            gaps: dict[str, list[str]], known: set[str],
-            root: Path | None) -> tuple[str, str]:
+def _decide(
+    key: str,
+    dsn: str,
+    is_target: bool,
+    opts: Options,
+    run: PytestRun | None,
+    pytest_state: str | None,
+    verify_results: dict[str, list],
+    gaps: dict[str, list[str]],
+    known: set[str],
+    root: Path | None,
+) -> tuple[str, str]:
     if key == "tests":
         if run is None:
             return "MANUAL", f"pytest {pytest_state}"
@@ -421,20 +493,26 @@ def _decide(key: str, dsn: str, is_target: bool, opts: Options, run: PytestRun |
             return "MANUAL", f"pytest {pytest_state}"
         cases = [c for c in run.cases if INTEGRATION_MODULES.search(c["module"])]
         if not cases:
-            return "MANUAL", "no end-to-end test modules in tests/ (names with scenario, " \
-                             "service, flow, worker, e2e, integration)"
+            return (
+                "MANUAL",
+                "no end-to-end test modules in tests/ (names with scenario, "
+                "service, flow, worker, e2e, integration)",
+            )
         modules = sorted({c["module"] for c in cases})
         return _pytest_verdict(run, cases, f"in {', '.join(modules)}")
     if key in VERIFY_CATEGORIES:
         cats = VERIFY_CATEGORIES[key]
         results = [r for c in cats for r in verify_results.get(c, [])]
         if not results:
-            return "MANUAL", f"no verify checks in {', '.join(cats)} (registered: " \
-                             f"{', '.join(sorted(known))})"
+            return (
+                "MANUAL",
+                f"no verify checks in {', '.join(cats)} (registered: {', '.join(sorted(known))})",
+            )
         bad = [r for r in results if r.status in ("failed", "error")]
         if bad:
-            return "FAIL", "; ".join(f"{r.id} {r.status}: {' '.join(r.detail.split())[:300]}"
-                                     for r in bad)
+            return "FAIL", "; ".join(
+                f"{r.id} {r.status}: {' '.join(r.detail.split())[:300]}" for r in bad
+            )
         passed = [r.id for r in results if r.status == "passed"]
         skipped = [r.id for r in results if r.status == "skipped"]
         text = f"harness verify --only {','.join(cats)}: {len(passed)} passed ({', '.join(passed)})"
@@ -443,8 +521,9 @@ def _decide(key: str, dsn: str, is_target: bool, opts: Options, run: PytestRun |
         return ("PASS" if passed else "MANUAL"), text
     if key in ("api-docs", "user-docs"):
         if root is None:
-            return "MANUAL", ("outside the harness's own checkout: its documentation is not "
-                              "here to check")
+            return "MANUAL", (
+                "outside the harness's own checkout: its documentation is not here to check"
+            )
         kinds = ("commands", "checks") if key == "api-docs" else ("messages",)
         return _docs_item(kinds, gaps, opts.commands)
     if key == "migrations":
@@ -468,10 +547,16 @@ def table(report: GateReport, width: int = 100) -> str:
         if len(wrapped) > 4:
             lines.append(f"{'':>62}...")
     d = report.as_dict()["summary"]
-    verdict = "GATE PASSED" if report.ok else "GATE FAILED: " + ", ".join(
-        f"#{i.number} {i.title}" for i in report.items if i.status == "FAIL")
-    lines.append(f"\n{verdict} ({d['PASS']} pass, {d['FAIL']} fail, {d['MANUAL']} manual; "
-                 f"{report.seconds:.0f} s on {report.target}, {report.provider})")
+    verdict = (
+        "GATE PASSED"
+        if report.ok
+        else "GATE FAILED: "
+        + ", ".join(f"#{i.number} {i.title}" for i in report.items if i.status == "FAIL")
+    )
+    lines.append(
+        f"\n{verdict} ({d['PASS']} pass, {d['FAIL']} fail, {d['MANUAL']} manual; "
+        f"{report.seconds:.0f} s on {report.target}, {report.provider})"
+    )
     return "\n".join(lines)
 
 
@@ -482,25 +567,42 @@ def markdown(report: GateReport) -> str:
     mark = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "MANUAL": "✋ MANUAL"}
     d = report.as_dict()["summary"]
     head = "passed" if report.ok else "failed"
-    out = [f"## Deployment gate {head}", "",
-           f"{d['PASS']} pass, {d['FAIL']} fail, {d['MANUAL']} manual; target "
-           f"`{report.target}` ({report.provider}), {report.seconds:.0f} s.", "",
-           "| # | Checklist item | Status | Evidence |", "|---|---|---|---|"]
-    out += [f"| {i.number} | {cell(i.title)} | {mark[i.status]} | {cell(i.evidence)} |"
-            for i in report.items]
+    out = [
+        f"## Deployment gate {head}",
+        "",
+        f"{d['PASS']} pass, {d['FAIL']} fail, {d['MANUAL']} manual; target "
+        f"`{report.target}` ({report.provider}), {report.seconds:.0f} s.",
+        "",
+        "| # | Checklist item | Status | Evidence |",
+        "|---|---|---|---|",
+    ]
+    out += [
+        f"| {i.number} | {cell(i.title)} | {mark[i.status]} | {cell(i.evidence)} |"
+        for i in report.items
+    ]
     return "\n".join(out) + "\n"
 
 
 def junit(report: GateReport) -> ET.ElementTree:
     d = report.as_dict()["summary"]
-    attrs = {"name": "harness gate", "tests": str(len(report.items)),
-             "failures": str(d["FAIL"]), "errors": "0", "skipped": str(d["MANUAL"]),
-             "time": f"{report.seconds:.3f}"}
+    attrs = {
+        "name": "harness gate",
+        "tests": str(len(report.items)),
+        "failures": str(d["FAIL"]),
+        "errors": "0",
+        "skipped": str(d["MANUAL"]),
+        "time": f"{report.seconds:.3f}",
+    }
     root = ET.Element("testsuites", attrs)
     suite = ET.SubElement(root, "testsuite", attrs)
     for i in report.items:
-        case = ET.SubElement(suite, "testcase", classname="gate",
-                             name=f"{i.number:02d} {i.title}", time=f"{i.seconds:.3f}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="gate",
+            name=f"{i.number:02d} {i.title}",
+            time=f"{i.seconds:.3f}",
+        )
         if i.status == "FAIL":
             ET.SubElement(case, "failure", message=i.evidence[:500]).text = i.evidence
         elif i.status == "MANUAL":

@@ -54,13 +54,30 @@ README = "README.md"
 TABLE_BEGIN = "<!-- BEGIN generated table: python -m harness.proofs.variants --write -->"
 TABLE_END = "<!-- END generated table -->"
 COMMAND = "python -m harness.proofs.variants --write"
-NOTICE = (f"-- Generated from manifest.toml by `{COMMAND}`: do not edit\n"
-          "-- by hand (edit the manifest and regenerate).")
+NOTICE = (
+    f"-- Generated from manifest.toml by `{COMMAND}`: do not edit\n"
+    "-- by hand (edit the manifest and regenerate)."
+)
 WIDTH = 90
 
-_KEYS = {"description", "only", "must_fail", "also_fail", "notes", "comment", "base",
-         "depends", "stem", "functions", "grants", "restore", "forward_sql",
-         "rollback_sql", "generated", "replace"}
+_KEYS = {
+    "description",
+    "only",
+    "must_fail",
+    "also_fail",
+    "notes",
+    "comment",
+    "base",
+    "depends",
+    "stem",
+    "functions",
+    "grants",
+    "restore",
+    "forward_sql",
+    "rollback_sql",
+    "generated",
+    "replace",
+}
 _REPLACE_KEYS = {"old", "new", "in"}
 _TARGETS = ("forward", "rollback")
 
@@ -81,7 +98,7 @@ class Variant:
     """One example directory and what its manifest says."""
 
     directory: Path
-    name: str                      # as the README lists it: relative to examples/broken
+    name: str  # as the README lists it: relative to examples/broken
     description: str
     only: str
     must_fail: tuple[str, ...]
@@ -112,15 +129,16 @@ class Function:
     """A CREATE FUNCTION statement as the base migration has it."""
 
     name: str
-    comment: str   # the comment lines directly above it ("" when none)
+    comment: str  # the comment lines directly above it ("" when none)
     statement: str  # CREATE FUNCTION ... $$; exactly as written
     grants: tuple[str, ...]  # the REVOKE/GRANT statements naming it, one function each
 
     @property
     def text(self) -> str:
         """Comment block and statement, as CREATE OR REPLACE."""
-        create = re.sub(r"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION", "CREATE OR REPLACE FUNCTION",
-                        self.statement)
+        create = re.sub(
+            r"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION", "CREATE OR REPLACE FUNCTION", self.statement
+        )
         return f"{self.comment}{create}"
 
 
@@ -133,17 +151,24 @@ def _fail(path: Path, message: str) -> ManifestError:
 
 def _strings(path: Path, data: dict, key: str, required: bool = False) -> tuple[str, ...]:
     value = data.get(key, [] if not required else None)
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) \
-            or (required and not value):
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) and v for v in value)
+        or (required and not value)
+    ):
         raise _fail(path, f"{key} must be a {'non-empty ' if required else ''}list of strings")
     return tuple(value)
 
 
-def _string(path: Path, data: dict, key: str, default: str | None = "") -> str | None:
+def _string(path: Path, data: dict, key: str, default: str = "") -> str:
     value = data.get(key, default)
     if value is not default and not (isinstance(value, str) and value.strip()):
         raise _fail(path, f"{key} must be a non-empty string")
-    return value
+    return str(value)
+
+
+def _optional(path: Path, data: dict, key: str) -> str | None:
+    return _string(path, data, key) if key in data else None
 
 
 def load(directory: Path | str, examples_root: Path | str | None = None) -> Variant:
@@ -171,12 +196,19 @@ def load(directory: Path | str, examples_root: Path | str | None = None) -> Vari
     if not isinstance(entries, list):
         raise _fail(path, "replace must be an array of tables ([[replace]])")
     for n, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict) or set(entry) - _REPLACE_KEYS \
-                or not isinstance(entry.get("old"), str) or not entry["old"] \
-                or not isinstance(entry.get("new"), str) \
-                or entry.get("in", "forward") not in _TARGETS:
-            raise _fail(path, f"[[replace]] #{n} needs old (non-empty), new, and optionally "
-                              f"in = {' or '.join(map(repr, _TARGETS))}")
+        if (
+            not isinstance(entry, dict)
+            or set(entry) - _REPLACE_KEYS
+            or not isinstance(entry.get("old"), str)
+            or not entry["old"]
+            or not isinstance(entry.get("new"), str)
+            or entry.get("in", "forward") not in _TARGETS
+        ):
+            raise _fail(
+                path,
+                f"[[replace]] #{n} needs old (non-empty), new, and optionally "
+                f"in = {' or '.join(map(repr, _TARGETS))}",
+            )
         replace.append(Replacement(entry["old"], entry["new"], entry.get("in", "forward")))
     root = Path(examples_root) if examples_root is not None else directory.parent
     variant = Variant(
@@ -189,8 +221,8 @@ def load(directory: Path | str, examples_root: Path | str | None = None) -> Vari
         notes=" ".join(_string(path, data, "notes").split()),
         comment=_string(path, data, "comment").strip("\n"),
         generated=data.get("generated", True),
-        base=_string(path, data, "base", None),
-        depends=_string(path, data, "depends", None),
+        base=_optional(path, data, "base"),
+        depends=_optional(path, data, "depends"),
         stem=_string(path, data, "stem", f"0100_{directory.name}"),
         functions=_strings(path, data, "functions"),
         grants=data.get("grants", True),
@@ -207,8 +239,11 @@ def load(directory: Path | str, examples_root: Path | str | None = None) -> Vari
         if variant.replacements("forward") and not variant.functions:
             raise _fail(path, "[[replace]] needs functions to replace in")
         if variant.replacements("rollback") and not (variant.functions and variant.restore):
-            raise _fail(path, '[[replace]] with in = "rollback" needs functions restored '
-                              "by the rollback (restore = true)")
+            raise _fail(
+                path,
+                '[[replace]] with in = "rollback" needs functions restored '
+                "by the rollback (restore = true)",
+            )
         if not (variant.functions and variant.restore) and not variant.rollback_sql:
             raise _fail(path, "nothing to roll back: give rollback_sql or functions to restore")
     return variant
@@ -219,7 +254,8 @@ def all_variants(examples_root: Path | str) -> list[Variant]:
     directories beside examples_root (examples/seed_as_written/, listed as ``../name``)."""
     root = Path(examples_root)
     found = sorted(root.glob(f"*/{MANIFEST}")) + sorted(
-        p for p in root.parent.glob(f"*/{MANIFEST}") if p.parent.resolve() != root.resolve())
+        p for p in root.parent.glob(f"*/{MANIFEST}") if p.parent.resolve() != root.resolve()
+    )
     return [load(p.parent, root) for p in found]
 
 
@@ -247,8 +283,11 @@ def _grants(text: str, name: str) -> tuple[str, ...]:
     out = []
     for m in re.finditer(r"^(?:REVOKE|GRANT)\b[^;]*;", text, re.M):
         stmt = m.group(0)
-        parts = re.match(r"(?s)((?:REVOKE|GRANT)\s.*?)\s+ON\s+FUNCTION\s+(.*?)\s+(FROM|TO)\s+"
-                         r"(.*?)\s*;$", stmt)
+        parts = re.match(
+            r"(?s)((?:REVOKE|GRANT)\s.*?)\s+ON\s+FUNCTION\s+(.*?)\s+(FROM|TO)\s+"
+            r"(.*?)\s*;$",
+            stmt,
+        )
         if not parts:
             continue
         signatures = re.findall(r"\w+\s*\([^)]*\)", parts.group(2))
@@ -267,19 +306,24 @@ def extract(text: str, name: str, source: str = "the base") -> Function:
     """The CREATE FUNCTION statement of ``name`` in a migration's text, from ``CREATE`` to
     the ``;`` after its dollar-quoted body, the comment lines directly above it, and the
     REVOKE/GRANT statements naming it."""
-    matches = list(re.finditer(
-        rf"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?{re.escape(name)}\s*\(",
-        text, re.M | re.I))
+    matches = list(
+        re.finditer(
+            rf"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?{re.escape(name)}\s*\(",
+            text,
+            re.M | re.I,
+        )
+    )
     if len(matches) != 1:
-        raise ValueError(f"{source} has {len(matches)} CREATE FUNCTION {name}(...) "
-                         "statements, not exactly one")
+        raise ValueError(
+            f"{source} has {len(matches)} CREATE FUNCTION {name}(...) statements, not exactly one"
+        )
     start = matches[0].start()
     try:
         end = _dollar_end(text, start)
     except ValueError as exc:
         raise ValueError(f"{source}: CREATE FUNCTION {name}: {exc}") from exc
     lines = text[:start].splitlines(keepends=True)
-    comment = []
+    comment: list[str] = []
     while lines and lines[-1].lstrip().startswith("--"):
         comment.insert(0, lines.pop())
     return Function(name, "".join(comment), text[start:end], _grants(text, name))
@@ -296,8 +340,10 @@ def apply_replacements(text: str, replacements: list[Replacement], where: str) -
         count = text.count(r.old)
         if count != 1:
             first = r.old.strip().splitlines()[0] if r.old.strip() else repr(r.old)
-            raise ValueError(f"[[replace]] #{n} ({r.target}): its old text occurs {count} "
-                             f"times in {where}, not exactly once (it begins {first!r})")
+            raise ValueError(
+                f"[[replace]] #{n} ({r.target}): its old text occurs {count} "
+                f"times in {where}, not exactly once (it begins {first!r})"
+            )
         at = text.index(r.old)
         spans.append((at, at + len(r.old), r))
     spans.sort(key=lambda s: s[0])
@@ -329,13 +375,15 @@ def _names(functions: tuple[str, ...]) -> str:
 
 def base_functions(variant: Variant, repo_root: Path | str) -> list[Function]:
     """The variant's functions as its base migration defines them."""
+    if variant.base is None:
+        raise _fail(variant.manifest, "base is required (the released migration it derives from)")
     path = Path(repo_root) / variant.base
     try:
         text = path.read_text()
     except OSError as exc:
         raise _fail(variant.manifest, f"base {variant.base}: {exc.strerror}") from exc
     try:
-        return [extract(text, name, variant.base) for name in variant.functions]
+        return [extract(text, name, str(variant.base)) for name in variant.functions]
     except ValueError as exc:
         raise _fail(variant.manifest, str(exc)) from exc
 
@@ -346,7 +394,7 @@ def render(variant: Variant, repo_root: Path | str) -> dict[str, str]:
     if not variant.generated:
         return {}
     functions = base_functions(variant, repo_root)
-    base_id = Path(variant.base).name.removesuffix(".sql")
+    base_id = Path(str(variant.base)).name.removesuffix(".sql")
     depends = variant.depends or base_id
     grants = "\n".join(g for f in functions for g in f.grants) if variant.grants else ""
 
@@ -358,29 +406,48 @@ def render(variant: Variant, repo_root: Path | str) -> dict[str, str]:
         except ValueError as exc:
             raise _fail(variant.manifest, str(exc)) from exc
 
-    header = [f"-- depends: {depends}", NOTICE, "--",
-              _comment(variant.comment) if variant.comment else _wrap(variant.description)]
+    header = [
+        f"-- depends: {depends}",
+        NOTICE,
+        "--",
+        _comment(variant.comment) if variant.comment else _wrap(variant.description),
+    ]
     if functions:
         n = len(variant.replacements("forward"))
-        header += ["--", _wrap(f"{_names(variant.functions)}: copied whole from {variant.base} "
-                               f"with the manifest's {_count(n, 'replacement')}; everything "
-                               f"else is {base_id}'s.")]
+        header += [
+            "--",
+            _wrap(
+                f"{_names(variant.functions)}: copied whole from {variant.base} "
+                f"with the manifest's {_count(n, 'replacement')}; everything "
+                f"else is {base_id}'s."
+            ),
+        ]
     forward = ["\n".join(header)]
-    forward += [s for s in (variant.forward_sql, copies("forward") if functions else "",
-                            grants) if s]
+    forward += [
+        s for s in (variant.forward_sql, copies("forward") if functions else "", grants) if s
+    ]
 
     rollback_header = [f"-- Rollback of {variant.stem}.", NOTICE]
     rollback = []
     if functions and variant.restore:
         edits = variant.replacements("rollback")
-        how = (f"with the manifest's {_count(len(edits), 'replacement')}: broken on purpose"
-               if edits else "exactly")
-        rollback_header.append(_wrap(f"Restores {_names(variant.functions)} as {variant.base} "
-                                     f"creates {'them' if len(functions) > 1 else 'it'}, {how}."))
+        how = (
+            f"with the manifest's {_count(len(edits), 'replacement')}: broken on purpose"
+            if edits
+            else "exactly"
+        )
+        rollback_header.append(
+            _wrap(
+                f"Restores {_names(variant.functions)} as {variant.base} "
+                f"creates {'them' if len(functions) > 1 else 'it'}, {how}."
+            )
+        )
         rollback += [copies("rollback"), grants]
     rollback = ["\n".join(rollback_header)] + [s for s in (*rollback, variant.rollback_sql) if s]
-    return {f"{variant.stem}.sql": "\n\n".join(forward) + "\n",
-            f"{variant.stem}.rollback.sql": "\n\n".join(rollback) + "\n"}
+    return {
+        f"{variant.stem}.sql": "\n\n".join(forward) + "\n",
+        f"{variant.stem}.rollback.sql": "\n\n".join(rollback) + "\n",
+    }
 
 
 def _checks(variant: Variant) -> str:
@@ -404,7 +471,7 @@ def _with_table(readme: str, table: str, path: Path) -> str:
     begin, end = readme.find(TABLE_BEGIN), readme.find(TABLE_END)
     if begin < 0 or end < begin:
         raise ManifestError(f"{path}: no {TABLE_BEGIN!r} ... {TABLE_END!r} markers")
-    return f"{readme[:begin + len(TABLE_BEGIN)]}\n{table}\n{readme[end:]}"
+    return f"{readme[: begin + len(TABLE_BEGIN)]}\n{table}\n{readme[end:]}"
 
 
 # -- writing and checking -----------------------------------------------------------------
@@ -447,11 +514,14 @@ def drift(examples_root: Path | str, repo_root: Path | str) -> list[str]:
             problems.append(f"{shown}: missing (run {COMMAND})")
         elif path.read_text() != text:
             what = "the generated table" if path.name == README else "it"
-            problems.append(f"{shown}: {what} differs from what the manifests generate "
-                            f"(run {COMMAND})")
+            problems.append(
+                f"{shown}: {what} differs from what the manifests generate (run {COMMAND})"
+            )
     for path in _stale(Path(examples_root), made):
-        problems.append(f"{_show(path, Path(repo_root))}: not generated by its manifest "
-                        f"(remove it, or name it in the manifest's stem)")
+        problems.append(
+            f"{_show(path, Path(repo_root))}: not generated by its manifest "
+            f"(remove it, or name it in the manifest's stem)"
+        )
     return problems
 
 
@@ -481,23 +551,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m harness.proofs.variants",
         description="Generate the known-bad examples from their manifest.toml, or check "
-                    "that the committed SQL and README table are what they generate.")
+        "that the committed SQL and README table are what they generate.",
+    )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="regenerate the files")
-    mode.add_argument("--check", action="store_true",
-                      help="exit 1 naming every file that differs")
-    parser.add_argument("examples", nargs="?", default="examples/broken", type=Path,
-                        help="the examples directory (default: examples/broken)")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="repository root the manifests' base paths are relative to "
-                             "(default: the nearest parent holding migrations/)")
+    mode.add_argument("--check", action="store_true", help="exit 1 naming every file that differs")
+    parser.add_argument(
+        "examples",
+        nargs="?",
+        default="examples/broken",
+        type=Path,
+        help="the examples directory (default: examples/broken)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="repository root the manifests' base paths are relative to "
+        "(default: the nearest parent holding migrations/)",
+    )
     args = parser.parse_args(argv)
     root = args.root or _repo_root(args.examples)
     try:
         if args.write:
             for path in write(args.examples, root):
-                print(f"wrote {_show(path, root)}" if path.exists()
-                      else f"removed {_show(path, root)}")
+                print(
+                    f"wrote {_show(path, root)}"
+                    if path.exists()
+                    else f"removed {_show(path, root)}"
+                )
             return 0
         problems = drift(args.examples, root)
     except ManifestError as exc:
@@ -506,8 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in problems:
         print(line, file=sys.stderr)
     if not problems:
-        print(f"{len(all_variants(args.examples))} examples and the README table are as "
-              "generated")
+        print(f"{len(all_variants(args.examples))} examples and the README table are as generated")
     return 1 if problems else 0
 
 

@@ -86,16 +86,22 @@ def _present(conn: psycopg.Connection, table: str) -> bool:
 def watch(dsn: str, since: timedelta, limits: Thresholds | None = None) -> WatchReport:
     """Look at ``dsn`` once, read-only, and judge it against ``limits``."""
     limits = limits or Thresholds()
-    report = WatchReport(target=db.redact(dsn), since=show_duration(since),
-                         at=datetime.now(UTC).isoformat(timespec="seconds"))
+    report = WatchReport(
+        target=db.redact(dsn),
+        since=show_duration(since),
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     # Read-only twice over: the session default and the transaction itself.
-    with db.connect(dsn, options="-c default_transaction_read_only=on "
-                          "-c statement_timeout=30s") as conn:
+    with db.connect(
+        dsn, options="-c default_transaction_read_only=on -c statement_timeout=30s"
+    ) as conn:
         with conn.transaction():
             conn.execute(db.query("watch", "read-only"))
             if not _present(conn, "marketplace_purchases"):
-                raise UsageError(f"{report.target} has no marketplace_purchases table: not a "
-                                 "database the harness migrated")
+                raise UsageError(
+                    f"{report.target} has no marketplace_purchases table: not a "
+                    "database the harness migrated"
+                )
             _purchases(conn, report, since, limits)
             _emails(conn, report, since, limits)
             _statements(conn, report, limits)
@@ -103,15 +109,23 @@ def watch(dsn: str, since: timedelta, limits: Thresholds | None = None) -> Watch
     return report
 
 
-def _purchases(conn: psycopg.Connection, report: WatchReport, since: timedelta,
-               limits: Thresholds) -> None:
+def _purchases(
+    conn: psycopg.Connection, report: WatchReport, since: timedelta, limits: Thresholds
+) -> None:
     stuck = _q(conn, "stuck-pending-count", timeout=limits.pending_timeout)[0]["n"]
     report.stuck_pending = [
         {k: str(v) for k, v in r.items()}
-        for r in _q(conn, "stuck-pending", timeout=limits.pending_timeout)]
-    report.measures.append(Measure(
-        "stuck_pending", stuck, limits.max_stuck_pending, stuck > limits.max_stuck_pending,
-        f"purchases pending for longer than {show_duration(limits.pending_timeout)}"))
+        for r in _q(conn, "stuck-pending", timeout=limits.pending_timeout)
+    ]
+    report.measures.append(
+        Measure(
+            "stuck_pending",
+            stuck,
+            limits.max_stuck_pending,
+            stuck > limits.max_stuck_pending,
+            f"purchases pending for longer than {show_duration(limits.pending_timeout)}",
+        )
+    )
 
     window = _q(conn, "purchases-in-window", since=since)[0]
     failed = _q(conn, "failed-keys", since=since)
@@ -123,47 +137,74 @@ def _purchases(conn: psycopg.Connection, report: WatchReport, since: timedelta,
         entry["count"] += r["n"]
     report.errors_by_message = sorted(merged.values(), key=lambda e: (-e["count"], e["code"]))
     if window["refunded"]:
-        report.errors_by_message.append({"code": "refunded", "message": "purchase refunded "
-                                         "(repaired by reconcile or short of leads)",
-                                         "count": window["refunded"]})
+        report.errors_by_message.append(
+            {
+                "code": "refunded",
+                "message": "purchase refunded (repaired by reconcile or short of leads)",
+                "count": window["refunded"],
+            }
+        )
     errors = sum(r["n"] for r in failed) + window["refunded"]
     attempts = window["created"] + sum(r["n"] for r in failed)
     rate = errors / attempts if attempts else 0.0
     judged = attempts >= limits.min_attempts
-    detail = (f"{errors} failed of {attempts} purchase attempts in the last {report.since} "
-              "(failed idempotency keys and refunds over purchases made plus failed keys)")
+    detail = (
+        f"{errors} failed of {attempts} purchase attempts in the last {report.since} "
+        "(failed idempotency keys and refunds over purchases made plus failed keys)"
+    )
     if not judged:
         detail += f"; fewer than {limits.min_attempts} attempts, so not judged"
-    report.measures.append(Measure("purchase_error_rate", round(rate, 4),
-                                   limits.max_error_rate,
-                                   judged and rate > limits.max_error_rate, detail))
-    report.notes.append("refused purchases without an idempotency key leave no row and are "
-                        "not counted")
+    report.measures.append(
+        Measure(
+            "purchase_error_rate",
+            round(rate, 4),
+            limits.max_error_rate,
+            judged and rate > limits.max_error_rate,
+            detail,
+        )
+    )
+    report.notes.append(
+        "refused purchases without an idempotency key leave no row and are not counted"
+    )
 
 
-def _emails(conn: psycopg.Connection, report: WatchReport, since: timedelta,
-            limits: Thresholds) -> None:
+def _emails(
+    conn: psycopg.Connection, report: WatchReport, since: timedelta, limits: Thresholds
+) -> None:
     if not _present(conn, "email_jobs"):
         report.notes.append("no email_jobs table (the outbox migration is not applied)")
         return
     jobs = _q(conn, "email-jobs", since=since)[0]
-    report.email_errors = [{"status": r["status"], "error": r["error"], "count": r["n"]}
-                           for r in _q(conn, "email-errors", since=since)]
-    report.measures.append(Measure(
-        "dead_letters", jobs["dead_in_window"], limits.max_dead_letters,
-        jobs["dead_in_window"] > limits.max_dead_letters,
-        f"email jobs dead-lettered in the last {report.since} ({jobs['dead_total']} in all)"))
-    report.measures.append(Measure(
-        "failing_email_jobs", jobs["failing"], limits.max_failing_jobs,
-        jobs["failing"] > limits.max_failing_jobs,
-        f"email jobs retrying after a failed attempt; {jobs['waiting']} waiting, "
-        f"{jobs['sent_in_window']} sent in the window"))
+    report.email_errors = [
+        {"status": r["status"], "error": r["error"], "count": r["n"]}
+        for r in _q(conn, "email-errors", since=since)
+    ]
+    report.measures.append(
+        Measure(
+            "dead_letters",
+            jobs["dead_in_window"],
+            limits.max_dead_letters,
+            jobs["dead_in_window"] > limits.max_dead_letters,
+            f"email jobs dead-lettered in the last {report.since} ({jobs['dead_total']} in all)",
+        )
+    )
+    report.measures.append(
+        Measure(
+            "failing_email_jobs",
+            jobs["failing"],
+            limits.max_failing_jobs,
+            jobs["failing"] > limits.max_failing_jobs,
+            f"email jobs retrying after a failed attempt; {jobs['waiting']} waiting, "
+            f"{jobs['sent_in_window']} sent in the window",
+        )
+    )
 
 
 def _statements(conn: psycopg.Connection, report: WatchReport, limits: Thresholds) -> None:
     if not _q(conn, "pg-stat-statements"):
-        report.notes.append("pg_stat_statements is not installed in this database: no "
-                            "statement timings")
+        report.notes.append(
+            "pg_stat_statements is not installed in this database: no statement timings"
+        )
         return
     try:
         with conn.transaction():  # a savepoint: the view errors when not preloaded
@@ -174,18 +215,29 @@ def _statements(conn: psycopg.Connection, report: WatchReport, limits: Threshold
     report.slowest_statements = [{k: str(v) for k, v in r.items()} for r in rows]
     if limits.max_mean_ms is not None and rows:
         worst = float(rows[0]["mean_ms"])
-        report.measures.append(Measure("slowest_mean_ms", worst, limits.max_mean_ms,
-                                       worst > limits.max_mean_ms, rows[0]["query"][:80]))
+        report.measures.append(
+            Measure(
+                "slowest_mean_ms",
+                worst,
+                limits.max_mean_ms,
+                worst > limits.max_mean_ms,
+                rows[0]["query"][:80],
+            )
+        )
 
 
 def _invariants(conn: psycopg.Connection, report: WatchReport, limits: Thresholds) -> None:
     found = check_invariants(conn)
-    report.violations = [{"name": v.name, "detail": v.detail, "rows": len(v.rows)}
-                         for v in found]
-    report.measures.append(Measure(
-        "invariant_violations", len(found), limits.max_violations,
-        len(found) > limits.max_violations,
-        "; ".join(f"{v.name}: {v.detail}" for v in found) or "every invariant holds"))
+    report.violations = [{"name": v.name, "detail": v.detail, "rows": len(v.rows)} for v in found]
+    report.measures.append(
+        Measure(
+            "invariant_violations",
+            len(found),
+            limits.max_violations,
+            len(found) > limits.max_violations,
+            "; ".join(f"{v.name}: {v.detail}" for v in found) or "every invariant holds",
+        )
+    )
 
 
 # -- output -----------------------------------------------------------------------------
@@ -205,8 +257,10 @@ def render(report: WatchReport) -> str:
     for s in report.slowest_statements or []:
         lines.append(f"        slow {s['mean_ms']} ms x{s['calls']}: {s['query'][:100]}")
     lines += [f"  note: {n}" for n in report.notes]
-    lines.append("OK" if report.ok else "ALERT: " + ", ".join(
-        m.name for m in report.measures if m.exceeded))
+    lines.append(
+        "OK" if report.ok else "ALERT: " + ", ".join(m.name for m in report.measures if m.exceeded)
+    )
     return "\n".join(lines)
+
 
 __all__ = ["Measure", "Thresholds", "WatchReport", "render", "watch"]

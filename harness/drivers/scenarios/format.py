@@ -22,14 +22,21 @@ ACTIONS = ("purchase", "topup", "crash_purchase", "reconcile", "run_worker")
 EMAIL_COUNTS = ("queued", "sent", "dead")
 UNEXPECTED = "unexpected"
 
-TOP_KEYS = {"name", "description", "flow", "workspaces", "partners", "leads", "steps",
-            "expect"}
+TOP_KEYS = {"name", "description", "flow", "workspaces", "partners", "leads", "steps", "expect"}
 WORKSPACE_KEYS = {"name", "balance", "members"}
-PARTNER_KEYS = {"name", "base_commission_rate", "bonus_commission_rate",
-                "verification_pass_rate"}
+PARTNER_KEYS = {"name", "base_commission_rate", "bonus_commission_rate", "verification_pass_rate"}
 LEAD_KEYS = {"name", "count", "price", "partner", "max_sales", "age_days"}
-PURCHASE_KEYS = {"action", "workspace", "user", "leads", "leads_per_purchase", "repeat",
-                 "concurrency", "idempotency_key", "flow"}
+PURCHASE_KEYS = {
+    "action",
+    "workspace",
+    "user",
+    "leads",
+    "leads_per_purchase",
+    "repeat",
+    "concurrency",
+    "idempotency_key",
+    "flow",
+}
 STEP_KEYS: dict[str, set[str]] = {
     "purchase": PURCHASE_KEYS,
     "crash_purchase": PURCHASE_KEYS | {"after"},
@@ -175,16 +182,18 @@ class _Parser:
 
     # -- typed getters --------------------------------------------------------------------
 
-    def keys(self, table: Any, allowed: set[str], where: str,
-             what: str | None = None) -> dict[str, Any]:
+    def keys(
+        self, table: Any, allowed: set[str], where: str, what: str | None = None
+    ) -> dict[str, Any]:
         if not isinstance(table, dict):
             raise self.fail(where, f"expected a table, got {_kind(table)}")
         unknown = sorted(set(table) - allowed)
         if unknown:
             key = f"{where}.{unknown[0]}" if where else unknown[0]
             if what == "error code":
-                raise self.fail(key, f"unknown error code {unknown[0]!r} (codes: "
-                                f"{', '.join(sorted(allowed))})")
+                raise self.fail(
+                    key, f"unknown error code {unknown[0]!r} (codes: {', '.join(sorted(allowed))})"
+                )
             if what:
                 raise self.fail(key, f"unknown {what} {unknown[0]!r}")
             raise self.fail(key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -208,7 +217,7 @@ class _Parser:
         if isinstance(value, float):
             raise self.fail(key, f'write amounts as strings, e.g. "{value:.2f}", not {value}')
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self.fail(key, f"expected an amount like \"10.00\", got {_kind(value)}")
+            raise self.fail(key, f'expected an amount like "10.00", got {_kind(value)}')
         try:
             amount = Decimal(str(value))
         except InvalidOperation:
@@ -224,7 +233,7 @@ class _Parser:
         if isinstance(value, float):
             raise self.fail(key, f'write rates as strings, e.g. "{value}", not {value}')
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self.fail(key, f"expected a rate like \"0.30\", got {_kind(value)}")
+            raise self.fail(key, f'expected a rate like "0.30", got {_kind(value)}')
         try:
             rate = Decimal(str(value))
         except InvalidOperation:
@@ -238,14 +247,12 @@ class _Parser:
         try:
             return parse_duration(text)
         except ValueError:
-            raise self.fail(key, f"{text!r} is not a duration like \"0s\", \"90s\", \"5m\"") \
-                from None
+            raise self.fail(key, f'{text!r} is not a duration like "0s", "90s", "5m"') from None
 
     def table_list(self, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-            raise self.fail(key, f"expected an array of tables ([[{key}]]), got "
-                            f"{_kind(value)}")
+            raise self.fail(key, f"expected an array of tables ([[{key}]]), got {_kind(value)}")
         return value
 
     # -- sections -------------------------------------------------------------------------
@@ -260,15 +267,21 @@ class _Parser:
             raise self.fail("description", f"expected a string, got {_kind(description)}")
         flow = self.string(data["flow"], "flow", choices=FLOWS) if "flow" in data else None
 
-        workspaces = tuple(self.workspace(t, f"workspaces[{i}]")
-                           for i, t in enumerate(self.table_list(data, "workspaces")))
+        workspaces = tuple(
+            self.workspace(t, f"workspaces[{i}]")
+            for i, t in enumerate(self.table_list(data, "workspaces"))
+        )
         self.unique([w.name for w in workspaces], "workspaces", "workspace")
-        partners = tuple(self.partner(t, f"partners[{i}]")
-                         for i, t in enumerate(self.table_list(data, "partners")))
+        partners = tuple(
+            self.partner(t, f"partners[{i}]")
+            for i, t in enumerate(self.table_list(data, "partners"))
+        )
         self.unique([p.name for p in partners], "partners", "partner")
         partner_names = {p.name for p in partners}
-        leads = tuple(self.lead(t, f"leads[{i}]", partner_names)
-                      for i, t in enumerate(self.table_list(data, "leads")))
+        leads = tuple(
+            self.lead(t, f"leads[{i}]", partner_names)
+            for i, t in enumerate(self.table_list(data, "leads"))
+        )
         self.unique([n for g in leads for n in g.lead_names], "leads", "lead")
 
         steps_data = self.table_list(data, "steps")
@@ -281,11 +294,14 @@ class _Parser:
         for step in steps:
             empty = [w for w in step.workspaces if not members[w]]
             if step.action in ("purchase", "crash_purchase") and step.user is None and empty:
-                raise self.fail(f"steps[{step.index}].user",
-                                f"missing: workspace {empty[0]!r} has no members to buy as")
+                raise self.fail(
+                    f"steps[{step.index}].user",
+                    f"missing: workspace {empty[0]!r} has no members to buy as",
+                )
         expect = self.expect(data.get("expect", {}), ws_names, set(lead_names))
-        return Scenario(self.path, name, description, flow, workspaces, partners, leads,
-                        steps, expect)
+        return Scenario(
+            self.path, name, description, flow, workspaces, partners, leads, steps, expect
+        )
 
     def unique(self, names: list[str], key: str, what: str) -> None:
         seen: set[str] = set()
@@ -311,12 +327,15 @@ class _Parser:
                 raise self.fail(f"{where}.{key}", "missing")
         return PartnerSpec(
             name=self.string(t["name"], f"{where}.name"),
-            base_commission_rate=self.rate(t["base_commission_rate"],
-                                           f"{where}.base_commission_rate"),
-            bonus_commission_rate=self.rate(t.get("bonus_commission_rate", "0"),
-                                            f"{where}.bonus_commission_rate"),
-            verification_pass_rate=self.rate(t.get("verification_pass_rate", "0"),
-                                             f"{where}.verification_pass_rate"),
+            base_commission_rate=self.rate(
+                t["base_commission_rate"], f"{where}.base_commission_rate"
+            ),
+            bonus_commission_rate=self.rate(
+                t.get("bonus_commission_rate", "0"), f"{where}.bonus_commission_rate"
+            ),
+            verification_pass_rate=self.rate(
+                t.get("verification_pass_rate", "0"), f"{where}.verification_pass_rate"
+            ),
         )
 
     def lead(self, t: dict[str, Any], where: str, partners: set[str]) -> LeadSpec:
@@ -334,13 +353,15 @@ class _Parser:
             count=self.integer(t.get("count", 1), f"{where}.count", minimum=1),
             price=self.money(t["price"], f"{where}.price", positive=True),
             partner=partner,
-            max_sales=(self.integer(t["max_sales"], f"{where}.max_sales", minimum=1)
-                       if "max_sales" in t else None),
+            max_sales=(
+                self.integer(t["max_sales"], f"{where}.max_sales", minimum=1)
+                if "max_sales" in t
+                else None
+            ),
             age_days=self.integer(t.get("age_days", 0), f"{where}.age_days"),
         )
 
-    def step(self, t: dict[str, Any], index: int, workspaces: set[str],
-             leads: list[str]) -> Step:
+    def step(self, t: dict[str, Any], index: int, workspaces: set[str], leads: list[str]) -> Step:
         where = f"steps[{index}]"
         if not isinstance(t, dict) or "action" not in t:
             raise self.fail(f"{where}.action", f"missing (one of {', '.join(ACTIONS)})")
@@ -353,18 +374,25 @@ class _Parser:
             ws = self.workspace_ref(t["workspace"], f"{where}.workspace", workspaces)
             if isinstance(t["workspace"], list):
                 raise self.fail(f"{where}.workspace", "a top-up names one workspace")
-            return Step(index, action, workspaces=ws,
-                        amount=self.money(t["amount"], f"{where}.amount", positive=True))
+            return Step(
+                index,
+                action,
+                workspaces=ws,
+                amount=self.money(t["amount"], f"{where}.amount", positive=True),
+            )
         if action == "reconcile":
-            return Step(index, action,
-                        older_than=self.duration(t.get("older_than", "0s"),
-                                                 f"{where}.older_than"))
+            return Step(
+                index,
+                action,
+                older_than=self.duration(t.get("older_than", "0s"), f"{where}.older_than"),
+            )
         if action == "run_worker":
             return Step(index, action)
         return self.purchase_step(t, index, action, workspaces, leads)
 
-    def purchase_step(self, t: dict[str, Any], index: int, action: str,
-                      workspaces: set[str], leads: list[str]) -> Step:
+    def purchase_step(
+        self, t: dict[str, Any], index: int, action: str, workspaces: set[str], leads: list[str]
+    ) -> Step:
         where = f"steps[{index}]"
         if "workspace" not in t:
             raise self.fail(f"{where}.workspace", "missing")
@@ -372,23 +400,24 @@ class _Parser:
         repeat = self.integer(t.get("repeat", 1), f"{where}.repeat", minimum=1)
         concurrency = self.integer(t.get("concurrency", 1), f"{where}.concurrency", minimum=1)
         if concurrency > repeat:
-            raise self.fail(f"{where}.concurrency",
-                            f"{concurrency} is more than repeat ({repeat})")
+            raise self.fail(f"{where}.concurrency", f"{concurrency} is more than repeat ({repeat})")
         if ("leads" in t) == ("leads_per_purchase" in t):
-            raise self.fail(f"{where}.leads", "give exactly one of leads and "
-                            "leads_per_purchase")
+            raise self.fail(f"{where}.leads", "give exactly one of leads and leads_per_purchase")
         lead_lists = None
         per_purchase = None
         if "leads" in t:
             lead_lists = self.lead_lists(t["leads"], f"{where}.leads", set(leads))
         else:
-            per_purchase = self.integer(t["leads_per_purchase"],
-                                        f"{where}.leads_per_purchase", minimum=1)
+            per_purchase = self.integer(
+                t["leads_per_purchase"], f"{where}.leads_per_purchase", minimum=1
+            )
             if per_purchase * repeat > len(leads):
-                raise self.fail(f"{where}.leads_per_purchase",
-                                f"{repeat} purchase(s) of {per_purchase} need "
-                                f"{per_purchase * repeat} leads; the scenario declares "
-                                f"{len(leads)}")
+                raise self.fail(
+                    f"{where}.leads_per_purchase",
+                    f"{repeat} purchase(s) of {per_purchase} need "
+                    f"{per_purchase * repeat} leads; the scenario declares "
+                    f"{len(leads)}",
+                )
         flow = self.string(t["flow"], f"{where}.flow", choices=FLOWS) if "flow" in t else None
         after = None
         if action == "crash_purchase":
@@ -398,13 +427,21 @@ class _Parser:
             if flow not in (None, "stepwise"):
                 raise self.fail(f"{where}.flow", "crash_purchase runs the stepwise flow only")
         return Step(
-            index, action, workspaces=ws,
+            index,
+            action,
+            workspaces=ws,
             user=self.string(t["user"], f"{where}.user") if "user" in t else None,
-            leads=lead_lists, leads_per_purchase=per_purchase, repeat=repeat,
+            leads=lead_lists,
+            leads_per_purchase=per_purchase,
+            repeat=repeat,
             concurrency=concurrency,
-            idempotency_key=(self.string(t["idempotency_key"], f"{where}.idempotency_key")
-                             if "idempotency_key" in t else None),
-            flow=flow, after=after,
+            idempotency_key=(
+                self.string(t["idempotency_key"], f"{where}.idempotency_key")
+                if "idempotency_key" in t
+                else None
+            ),
+            flow=flow,
+            after=after,
         )
 
     def workspace_ref(self, value: Any, key: str, known: set[str]) -> tuple[str, ...]:
@@ -439,27 +476,36 @@ class _Parser:
         self.keys(t, EXPECT_KEYS, "expect")
         errors = None
         if "errors" in t:
-            table = self.keys(t["errors"], set(DOMAIN_ERRORS) | {UNEXPECTED}, "expect.errors",
-                              "error code")
-            errors = {code: self.integer(n, f"expect.errors.{code}")
-                      for code, n in table.items()}
+            table = self.keys(
+                t["errors"], set(DOMAIN_ERRORS) | {UNEXPECTED}, "expect.errors", "error code"
+            )
+            errors = {code: self.integer(n, f"expect.errors.{code}") for code, n in table.items()}
         balances = {}
-        for name, amount in self.keys(t.get("balances", {}), workspaces,
-                                      "expect.balances", "workspace").items():
+        for name, amount in self.keys(
+            t.get("balances", {}), workspaces, "expect.balances", "workspace"
+        ).items():
             balances[name] = self.money(amount, f"expect.balances.{name}")
-        sold = {name: self.integer(n, f"expect.sold.{name}")
-                for name, n in self.keys(t.get("sold", {}), leads, "expect.sold",
-                                               "lead").items()}
-        emails = {k: self.integer(n, f"expect.emails.{k}")
-                  for k, n in self.keys(t.get("emails", {}), set(EMAIL_COUNTS),
-                                        "expect.emails").items()}
+        sold = {
+            name: self.integer(n, f"expect.sold.{name}")
+            for name, n in self.keys(t.get("sold", {}), leads, "expect.sold", "lead").items()
+        }
+        emails = {
+            k: self.integer(n, f"expect.emails.{k}")
+            for k, n in self.keys(t.get("emails", {}), set(EMAIL_COUNTS), "expect.emails").items()
+        }
         return Expect(
-            succeeded=(self.integer(t["succeeded"], "expect.succeeded")
-                       if "succeeded" in t else None),
-            errors=errors, balances=balances, sold=sold, emails=emails,
-            invariants=(self.string(t["invariants"], "expect.invariants",
-                                    choices=("hold", "violated"))
-                        if "invariants" in t else "hold"),
+            succeeded=(
+                self.integer(t["succeeded"], "expect.succeeded") if "succeeded" in t else None
+            ),
+            errors=errors,
+            balances=balances,
+            sold=sold,
+            emails=emails,
+            invariants=(
+                self.string(t["invariants"], "expect.invariants", choices=("hold", "violated"))
+                if "invariants" in t
+                else "hold"
+            ),
         )
 
 
@@ -477,5 +523,15 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-__all__ = ["Expect", "LeadSpec", "PartnerSpec", "Scenario", "ScenarioError", "Step",
-           "WorkspaceSpec", "load_scenario", "load_scenarios", "parse_scenario"]
+__all__ = [
+    "Expect",
+    "LeadSpec",
+    "PartnerSpec",
+    "Scenario",
+    "ScenarioError",
+    "Step",
+    "WorkspaceSpec",
+    "load_scenario",
+    "load_scenarios",
+    "parse_scenario",
+]

@@ -54,9 +54,14 @@ class StepResult:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "action": self.action}
         if self.action in ("purchase", "crash_purchase"):
-            out.update(succeeded=self.succeeded, replayed=self.replayed, crashed=self.crashed,
-                       errors=dict(sorted(self.errors.items())),
-                       concurrency=self.concurrency, peak_in_flight=self.peak_in_flight)
+            out.update(
+                succeeded=self.succeeded,
+                replayed=self.replayed,
+                crashed=self.crashed,
+                errors=dict(sorted(self.errors.items())),
+                concurrency=self.concurrency,
+                peak_in_flight=self.peak_in_flight,
+            )
             if self.unexpected:
                 out["unexpected"] = self.unexpected
         out.update(self.detail)
@@ -128,12 +133,15 @@ def run_scenarios(
         db.drop_database(admin_dsn, template)
 
 
-def _run_all(admin_dsn: str, scenarios: Sequence[Scenario], template: str,
-             on_result: Callable[[ScenarioResult], None] | None) -> list[ScenarioResult]:
+def _run_all(
+    admin_dsn: str,
+    scenarios: Sequence[Scenario],
+    template: str,
+    on_result: Callable[[ScenarioResult], None] | None,
+) -> list[ScenarioResult]:
     results = []
     for scenario in scenarios:
-        with db.scratch_database(admin_dsn, prefix="harness_scenario",
-                                       template=template) as dsn:
+        with db.scratch_database(admin_dsn, prefix="harness_scenario", template=template) as dsn:
             result = run_scenario(dsn, scenario)
         results.append(result)
         if on_result:
@@ -163,7 +171,8 @@ def run_scenario(dsn: str, scenario: Scenario) -> ScenarioResult:
             if step.concurrency > 1 and (step_result.peak_in_flight or 0) < 2:
                 result.mismatches.append(
                     f"{step.label}: concurrency not achieved (concurrency "
-                    f"{step.concurrency}, peak in flight {step_result.peak_in_flight})")
+                    f"{step.concurrency}, peak in flight {step_result.peak_in_flight})"
+                )
     finally:
         pool.close()
     with connect(dsn) as conn:
@@ -209,14 +218,25 @@ class World:
                     emails[step.user] = f"{step.user}@outsider.example.com"
                     users[step.user] = builder.user(step.user, emails[step.user])
             partners = {
-                p.name: builder.partner(p.name, p.base_commission_rate,
-                                        p.bonus_commission_rate, p.verification_pass_rate)
-                for p in scenario.partners}
+                p.name: builder.partner(
+                    p.name,
+                    p.base_commission_rate,
+                    p.bonus_commission_rate,
+                    p.verification_pass_rate,
+                )
+                for p in scenario.partners
+            }
             for group in scenario.leads:
-                leads.update(builder.named_leads(
-                    group.name, group.count, group.price, group.max_sales,
-                    partners.get(group.partner) if group.partner else None,
-                    age_days=group.age_days))
+                leads.update(
+                    builder.named_leads(
+                        group.name,
+                        group.count,
+                        group.price,
+                        group.max_sales,
+                        partners.get(group.partner) if group.partner else None,
+                        age_days=group.age_days,
+                    )
+                )
         return cls(scenario, workspaces, users, emails, leads)
 
 
@@ -267,11 +287,15 @@ class _StepRunner:
                 names = step.leads[i % len(step.leads)]
             else:
                 n = step.leads_per_purchase or 1
-                names = tuple(lead_order[i * n:(i + 1) * n])
-            out.append(PurchaseRequest(
-                workspace_id=self.world.workspaces[ws], user_id=self.world.users[user],
-                lead_ids=tuple(self.world.leads[name] for name in names),
-                idempotency_key=step.idempotency_key))
+                names = tuple(lead_order[i * n : (i + 1) * n])
+            out.append(
+                PurchaseRequest(
+                    workspace_id=self.world.workspaces[ws],
+                    user_id=self.world.users[user],
+                    lead_ids=tuple(self.world.leads[name] for name in names),
+                    idempotency_key=step.idempotency_key,
+                )
+            )
         return out
 
     def purchases(self, step: Step, result: StepResult) -> None:
@@ -320,7 +344,7 @@ class _StepRunner:
             return
         with InFlightMonitor(self.dsn) as sampler:
             for start in range(0, len(requests), step.concurrency):
-                batch = requests[start:start + step.concurrency]
+                batch = requests[start : start + step.concurrency]
 
                 def one(i: int, batch: list[Any] = batch) -> None:
                     attempt(batch[i])
@@ -338,7 +362,8 @@ class _StepRunner:
         members = self.world.scenario.member_names[ws]
         email = self.world.emails[members[0]] if members else None
         balance = self.service(self.flow).top_up(
-            self.world.workspaces[ws], step.amount, "scenario", email)
+            self.world.workspaces[ws], step.amount, "scenario", email
+        )
         result.detail["new_balance"] = str(balance)
 
     def reconcile(self, step: Step, result: StepResult) -> None:
@@ -399,8 +424,9 @@ def _as_plain(obj: Any) -> Any:
 
 
 def _observe(conn: psycopg.Connection, world: World, result: ScenarioResult) -> None:
-    result.balances = {r["name"]: r["balance"]
-                       for r in fetch_all(conn, "scenario_runner", "balances")}
+    result.balances = {
+        r["name"]: r["balance"] for r in fetch_all(conn, "scenario_runner", "balances")
+    }
     by_id = {r["id"]: r["sold_count"] for r in fetch_all(conn, "scenario_runner", "sold_counts")}
     result.sold = {name: by_id[lead_id] for name, lead_id in world.leads.items()}
     present = db.scalar(conn, "SELECT to_regclass('email_jobs') IS NOT NULL")
@@ -446,5 +472,4 @@ def report(results: Sequence[ScenarioResult]) -> dict[str, Any]:
     return {"ok": all(r.ok for r in results), "scenarios": [r.as_dict() for r in results]}
 
 
-__all__ = ["ScenarioResult", "StepResult", "World", "report", "run_scenario",
-           "run_scenarios"]
+__all__ = ["ScenarioResult", "StepResult", "World", "report", "run_scenario", "run_scenarios"]

@@ -35,10 +35,15 @@ class Outcome:
     ended: float = 0.0
 
 
-def run_race(dsn: str, n: int, body: Callable[[psycopg.Connection, int], Any] | None, *,
-             hold: float = HOLD_SECONDS, rounds: int = 1,
-             between: Callable[[psycopg.Connection, int, int], Any] | None = None
-             ) -> tuple[list[Outcome], int]:
+def run_race(
+    dsn: str,
+    n: int,
+    body: Callable[[psycopg.Connection, int], Any] | None,
+    *,
+    hold: float = HOLD_SECONDS,
+    rounds: int = 1,
+    between: Callable[[psycopg.Connection, int, int], Any] | None = None,
+) -> tuple[list[Outcome], int]:
     """Run ``body(conn, worker)`` in ``n`` sessions at once, ``rounds`` times each.
 
     Returns every outcome and the largest number of transactions seen in flight at once
@@ -50,6 +55,7 @@ def run_race(dsn: str, n: int, body: Callable[[psycopg.Connection, int], Any] | 
     sleep = q("world", "sleep")
 
     with sessions(dsn, n) as conns, InFlightMonitor(dsn) as monitor:
+
         def worker(i: int) -> None:
             conn = conns[i]
             barrier.wait(timeout=BARRIER_TIMEOUT)
@@ -77,8 +83,7 @@ def run_race(dsn: str, n: int, body: Callable[[psycopg.Connection, int], Any] | 
                 if conn.closed:
                     return
 
-        threads = [threading.Thread(target=worker, args=(i,), name=f"race-{i}")
-                   for i in range(n)]
+        threads = [threading.Thread(target=worker, args=(i,), name=f"race-{i}") for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:

@@ -57,8 +57,9 @@ class Check:
 _REGISTRY: dict[str, Check] = {}
 
 
-def check(check_id: str, summary: str | None = None, *, final: bool = False,
-          group: str | None = None):
+def check(
+    check_id: str, summary: str | None = None, *, final: bool = False, group: str | None = None
+):
     """Register ``func`` as the check ``check_id``; ``summary`` defaults to its docstring.
 
     ``final``: run after every other check. ``group``: run one after another with the

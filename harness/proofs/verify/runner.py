@@ -118,15 +118,25 @@ def run_suite(
         except MigrationError as exc:
             raise CannotRun(f"the migrations do not apply: {exc.message}") from exc
         ctx = CheckContext(
-            admin_dsn=admin_dsn, migration_dirs=dirs, template=template, seed=seed,
-            provider=provider, server_version=version, migrations=applied, keep=keep,
+            admin_dsn=admin_dsn,
+            migration_dirs=dirs,
+            template=template,
+            seed=seed,
+            provider=provider,
+            server_version=version,
+            migrations=applied,
+            keep=keep,
         )
         report = Report(provider, version, applied)
         results: dict[str, CheckResult] = {}
         regular = [c for c in checks if not c.final]
         finals = [c for c in checks if c.final]
-        order = sorted(regular, key=lambda c: (
-            START_FIRST.index(c.category) if c.category in START_FIRST else len(START_FIRST)))
+        order = sorted(
+            regular,
+            key=lambda c: (
+                START_FIRST.index(c.category) if c.category in START_FIRST else len(START_FIRST)
+            ),
+        )
         tasks: list[list[Check]] = []
         grouped: dict[str, list[Check]] = {}
         for chk in order:

@@ -50,9 +50,12 @@ def fingerprint_query(conn: psycopg.Connection) -> sql.Composed:
     """One statement giving (table, md5 of all its rows) for every table a snapshot
     covers: a cheap way to ask "did anything change" many times."""
     return sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {}::text, md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), ''))"
-                " FROM {} t").format(sql.Literal(table), sql.Identifier(table))
-        for table in tables(conn))
+        sql.SQL(
+            "SELECT {}::text, md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), ''))"
+            " FROM {} t"
+        ).format(sql.Literal(table), sql.Identifier(table))
+        for table in tables(conn)
+    )
 
 
 class InFlightMonitor(testing.InFlightMonitor):
@@ -62,7 +65,8 @@ class InFlightMonitor(testing.InFlightMonitor):
         if self.max_seen < at_least:
             raise CheckInconclusive(
                 f"at most {self.max_seen} transaction(s) observed in flight at once; "
-                "the race did not happen, so nothing was proved")
+                "the race did not happen, so nothing was proved"
+            )
 
 
 @contextmanager
@@ -85,5 +89,15 @@ def money(value) -> str:
     return f"{Decimal(value):.2f}" if value is not None else "NULL"
 
 
-__all__ = ["Answer", "InFlightMonitor", "World", "diff", "fingerprint_query", "mark_sold",
-           "money", "purchase", "sessions", "snapshot"]
+__all__ = [
+    "Answer",
+    "InFlightMonitor",
+    "World",
+    "diff",
+    "fingerprint_query",
+    "mark_sold",
+    "money",
+    "purchase",
+    "sessions",
+    "snapshot",
+]

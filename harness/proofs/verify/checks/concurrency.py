@@ -24,15 +24,18 @@ def _require_concurrency(seen: int) -> None:
     if seen < 2:
         raise CheckInconclusive(
             f"at most {seen} transaction(s) of the check were seen in flight at once; the "
-            "race did not happen, so nothing was proved")
+            "race did not happen, so nothing was proved"
+        )
 
 
 def _raised(outcomes) -> None:
     errors = [o for o in outcomes if o.error is not None]
     if errors:
         kinds = Counter(describe(o.error).split(":")[0] for o in errors)
-        raise CheckFailed(f"{len(errors)} of {len(outcomes)} racing calls raised instead of "
-                          f"answering ({dict(kinds)}); first: {describe(errors[0].error)}")
+        raise CheckFailed(
+            f"{len(errors)} of {len(outcomes)} racing calls raised instead of "
+            f"answering ({dict(kinds)}); first: {describe(errors[0].error)}"
+        )
 
 
 def _ledger_mismatches(conn) -> list[str]:
@@ -66,8 +69,7 @@ def hot_wallet(ctx) -> str:
     refusals = Counter(o.value.error_message for o in outcomes if not o.value.success)
     with ctx.connect(dsn) as conn:
         final = World(conn).balance(ws)
-        purchases = [r for r in conn.execute(q("world", "purchases")).fetchall()
-                     if r[1] == ws]
+        purchases = [r for r in conn.execute(q("world", "purchases")).fetchall() if r[1] == ws]
         ledger = _ledger_mismatches(conn)
     want_final = balance - allowed * price
     problems = []
@@ -77,16 +79,21 @@ def hot_wallet(ctx) -> str:
         problems.append(f"refusals other than 'Insufficient credits': {dict(refusals)}")
     if final is None or final < 0 or final != want_final:
         problems.append(f"final balance {money(final)}, want {money(want_final)}")
-    if len(purchases) != len(wins) or sum((p[6] for p in purchases), Decimal(0)) != \
-            len(wins) * price:
+    if (
+        len(purchases) != len(wins)
+        or sum((p[6] for p in purchases), Decimal(0)) != len(wins) * price
+    ):
         problems.append(f"{len(purchases)} purchase rows for {len(wins)} successes")
     problems += ledger
     if problems:
-        raise CheckFailed(f"{HOT_WALLET_SESSIONS} sessions x {price} on {balance}: "
-                          + "; ".join(problems))
-    return (f"{HOT_WALLET_SESSIONS} sessions x {price} on {balance}: {len(wins)} succeeded "
-            f"(= floor), {sum(refusals.values())} 'Insufficient credits', final "
-            f"{money(final)}; {seen} transactions seen in flight at once")
+        raise CheckFailed(
+            f"{HOT_WALLET_SESSIONS} sessions x {price} on {balance}: " + "; ".join(problems)
+        )
+    return (
+        f"{HOT_WALLET_SESSIONS} sessions x {price} on {balance}: {len(wins)} succeeded "
+        f"(= floor), {sum(refusals.values())} 'Insufficient credits', final "
+        f"{money(final)}; {seen} transactions seen in flight at once"
+    )
 
 
 @check("concurrency.conservation")
@@ -125,8 +132,7 @@ def conservation(ctx) -> str:
         total = sum((prices[x] for x in arg), Decimal(0))
         return kind, w, (arg, total), purchase(c, ws, user, arg, total)
 
-    outcomes, seen = run_race(dsn, sessions, None, rounds=rounds, between=step,
-                              hold=0.005)
+    outcomes, seen = run_race(dsn, sessions, None, rounds=rounds, between=step, hold=0.005)
     _raised(outcomes)
     _require_concurrency(seen)
     expected = [start] * n_ws
@@ -150,28 +156,36 @@ def conservation(ctx) -> str:
     problems = []
     odd = set(refusals) - {"Insufficient credits", "Leads already purchased"}
     if odd:
-        problems.append(f"unexpected refusals {sorted(odd)} "
-                        f"(documented: {all(m in DB_MESSAGES for m in odd)})")
+        problems.append(
+            f"unexpected refusals {sorted(odd)} (documented: {all(m in DB_MESSAGES for m in odd)})"
+        )
     with ctx.connect(dsn) as conn:
         actual = {r[0]: r[1] for r in conn.execute(q("world", "balances"))}
         rows = {r[0]: r for r in conn.execute(q("world", "purchases")).fetchall()}
-        reserved = {r[0]: (r[1], r[2]) for r in conn.execute(
-            q("world", "reservations-per-purchase"))}
+        reserved = {
+            r[0]: (r[1], r[2]) for r in conn.execute(q("world", "reservations-per-purchase"))
+        }
         lead_res = dict(conn.execute(q("world", "reservations-per-lead")).fetchall())
         problems += _ledger_mismatches(conn)
     for w, (ws, _) in enumerate(members):
         if actual.get(ws) != expected[w]:
-            problems.append(f"workspace {w}: balance {money(actual.get(ws))}, committed "
-                            f"operations say {money(expected[w])}")
+            problems.append(
+                f"workspace {w}: balance {money(actual.get(ws))}, committed "
+                f"operations say {money(expected[w])}"
+            )
     if set(rows) != set(committed):
-        problems.append(f"{len(rows)} purchase rows, {len(committed)} committed purchases "
-                        f"({len(set(rows) - set(committed))} unexplained, "
-                        f"{len(set(committed) - set(rows))} missing)")
+        problems.append(
+            f"{len(rows)} purchase rows, {len(committed)} committed purchases "
+            f"({len(set(rows) - set(committed))} unexplained, "
+            f"{len(set(committed) - set(rows))} missing)"
+        )
     for pid, (ws, total, n) in committed.items():
         row = rows.get(pid)
         if row is not None and (row[1], row[6], row[3]) != (ws, total, n):
-            problems.append(f"purchase {str(pid)[:8]}: row says ({row[6]}, {row[3]} leads), "
-                            f"committed ({total}, {n} leads)")
+            problems.append(
+                f"purchase {str(pid)[:8]}: row says ({row[6]}, {row[3]} leads), "
+                f"committed ({total}, {n} leads)"
+            )
             break
         held = reserved.get(pid, (n, 0))[1]
         if held != n:
@@ -181,9 +195,11 @@ def conservation(ctx) -> str:
         problems.append("reservations per lead differ from the committed purchases")
     if problems:
         raise CheckFailed("; ".join(problems[:6]))
-    return (f"{len(outcomes)} operations from {sessions} sessions on {n_ws} workspaces: "
-            f"{buys} purchases, {topups} top-ups, refusals {dict(refusals)}; every balance "
-            f"and ledger matches the committed history; {seen} in flight at once")
+    return (
+        f"{len(outcomes)} operations from {sessions} sessions on {n_ws} workspaces: "
+        f"{buys} purchases, {topups} top-ups, refusals {dict(refusals)}; every balance "
+        f"and ledger matches the committed history; {seen} in flight at once"
+    )
 
 
 @check("concurrency.exclusive-lead")
@@ -220,12 +236,13 @@ def exclusive_lead(ctx) -> str:
     if set(refusals) - {"Leads no longer available"}:
         problems.append(f"refusals {dict(refusals)}")
     if len(purchases) != 1 or balances != sorted([start - 1] + [start] * (racers - 1)):
-        problems.append(f"{len(purchases)} purchase rows; balances "
-                        f"{[money(b) for b in balances]}")
+        problems.append(f"{len(purchases)} purchase rows; balances {[money(b) for b in balances]}")
     if problems:
         raise CheckFailed(f"{racers} racers for one exclusive lead: " + "; ".join(problems))
-    return (f"{racers} racers: 1 sale, sold_count 1, {sum(refusals.values())} 'Leads no "
-            f"longer available', losers kept {start}; {seen} in flight at once")
+    return (
+        f"{racers} racers: 1 sale, sold_count 1, {sum(refusals.values())} 'Leads no "
+        f"longer available', losers kept {start}; {seen} in flight at once"
+    )
 
 
 @check("concurrency.no-deadlock")
@@ -260,7 +277,8 @@ def no_deadlock(ctx) -> str:
     with ctx.connect(dsn) as conn:
         sold = {r[0]: r[1] for r in conn.execute(q("world", "leads"), ([a, b, c, d],))}
     if sold != dict(expected):
-        raise CheckFailed(f"sold_count {sorted(sold.values())}, want "
-                          f"{sorted(expected.values())}")
-    return (f"{racers} purchases over overlapping sets in opposite orders: all succeeded, "
-            f"no deadlock, sold_counts {[sold[x] for x in (a, b, c, d)]}; {seen} in flight")
+        raise CheckFailed(f"sold_count {sorted(sold.values())}, want {sorted(expected.values())}")
+    return (
+        f"{racers} purchases over overlapping sets in opposite orders: all succeeded, "
+        f"no deadlock, sold_counts {[sold[x] for x in (a, b, c, d)]}; {seen} in flight"
+    )

@@ -19,8 +19,10 @@ def purchase(conn, *args):
     try:
         return _purchase(conn, *args)
     except psycopg.Error as exc:
-        raise CheckFailed(f"purchase_with_credits raised instead of answering: "
-                          f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+        raise CheckFailed(
+            f"purchase_with_credits raised instead of answering: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        ) from None
 
 
 def _world(ctx, audit: bool = True):
@@ -42,23 +44,34 @@ def purchase_deducts_price(ctx) -> str:
             raise CheckFailed(f"a valid 3.75 purchase on 10.00 was refused: {ans.error_message!r}")
         balance = world.balance(ws)
         if balance != Decimal("6.25") or ans.new_balance != Decimal("6.25"):
-            raise CheckFailed(f"10.00 - 3.75: balance is {money(balance)}, the function "
-                              f"answered new_balance {money(ans.new_balance)}; want 6.25")
-        rows = [r for r in conn.execute(q("world", "purchases")).fetchall()
-                if r[0] not in before]
+            raise CheckFailed(
+                f"10.00 - 3.75: balance is {money(balance)}, the function "
+                f"answered new_balance {money(ans.new_balance)}; want 6.25"
+            )
+        rows = [r for r in conn.execute(q("world", "purchases")).fetchall() if r[0] not in before]
         if len(rows) != 1:
             raise CheckFailed(f"{len(rows)} purchase rows recorded for one purchase, want 1")
         pid, pws, puser, total_leads, total, method, used, status = rows[0]
-        want = (ans.purchase_id, ws, user, 2, Decimal("3.75"), "credits", Decimal("3.75"),
-                "pending")
+        want = (
+            ans.purchase_id,
+            ws,
+            user,
+            2,
+            Decimal("3.75"),
+            "credits",
+            Decimal("3.75"),
+            "pending",
+        )
         got = (pid, pws, puser, total_leads, total, method, used, status)
         if got != want:
             raise CheckFailed(f"purchase row {got} differs from the expected {want}")
         used_total = {r[0]: r[2] for r in conn.execute(q("world", "balances"))}[ws]
         if used_total != Decimal("3.75"):
             raise CheckFailed(f"total_used is {money(used_total)} after one 3.75 purchase")
-    return ("10.00 - 3.75 = 6.25 (returned and stored); one pending credits purchase, "
-            "2 leads, credits_used = total_price = 3.75, total_used 3.75")
+    return (
+        "10.00 - 3.75 = 6.25 (returned and stored); one pending credits purchase, "
+        "2 leads, credits_used = total_price = 3.75, total_used 3.75"
+    )
 
 
 @check("contract.exact-balance")
@@ -70,12 +83,15 @@ def exact_balance(ctx) -> str:
         leads = world.leads(3, "1.00")
         ans = purchase(conn, ws, user, leads, Decimal("3.00"))
         if not ans.success:
-            raise CheckFailed(f"a 3.00 purchase on a 3.00 balance was refused: "
-                              f"{ans.error_message!r}")
+            raise CheckFailed(
+                f"a 3.00 purchase on a 3.00 balance was refused: {ans.error_message!r}"
+            )
         balance = world.balance(ws)
         if balance != Decimal("0.00") or ans.new_balance != Decimal("0.00"):
-            raise CheckFailed(f"balance {money(balance)} / new_balance "
-                              f"{money(ans.new_balance)} after spending all of 3.00")
+            raise CheckFailed(
+                f"balance {money(balance)} / new_balance "
+                f"{money(ans.new_balance)} after spending all of 3.00"
+            )
     return "3.00 purchase on 3.00 succeeded; balance 0.00"
 
 
@@ -91,8 +107,9 @@ def one_cent_more(ctx) -> str:
         ans = purchase(conn, ws, user, leads, Decimal("3.00"))
         after = snapshot(conn)
         if ans.success:
-            raise CheckFailed(f"a 3.00 purchase on 2.99 succeeded (new_balance "
-                              f"{money(ans.new_balance)})")
+            raise CheckFailed(
+                f"a 3.00 purchase on 2.99 succeeded (new_balance {money(ans.new_balance)})"
+            )
         if ans.error_message != "Insufficient credits":
             raise CheckFailed(f"refused with {ans.error_message!r}, want 'Insufficient credits'")
         if after != before:
@@ -112,8 +129,10 @@ def no_credits_account(ctx) -> str:
         ans = purchase(conn, ws, user, leads, Decimal("1.00"))
         after = snapshot(conn)
         if ans.success or ans.error_message != "No credits account found":
-            raise CheckFailed(f"answered success={ans.success} {ans.error_message!r}, want "
-                              "'No credits account found'")
+            raise CheckFailed(
+                f"answered success={ans.success} {ans.error_message!r}, want "
+                "'No credits account found'"
+            )
         if after != before:
             raise CheckFailed(f"the refusal changed rows: {diff(before, after)}")
     return "refused: 'No credits account found', no row changed"
@@ -138,15 +157,19 @@ def mark_sold_once(ctx) -> str:
         n2 = mark_sold(conn, leads)
         again = {r[0]: (r[1], r[2]) for r in conn.execute(q("world", "leads"), (leads,))}
         if n2 != 4 or any(again[i][0] != 2 for i in leads):
-            raise CheckFailed(f"second sale returned {n2}, sold_counts "
-                              f"{[again[i][0] for i in leads]}; want 4 and all 2")
+            raise CheckFailed(
+                f"second sale returned {n2}, sold_counts "
+                f"{[again[i][0] for i in leads]}; want 4 and all 2"
+            )
         if any(again[i][1] != first[i][1] for i in leads):
             raise CheckFailed("first_sold_at changed on the second sale")
         none = mark_sold(conn, [])
         if none != 0:
             raise CheckFailed(f"an empty array marked {none} leads")
-    return ("4 distinct of 6 ids -> 4, each sold_count 1 with first_sold_at set; second "
-            "sale -> 2 each, first_sold_at unchanged; empty array -> 0")
+    return (
+        "4 distinct of 6 ids -> 4, each sold_count 1 with first_sold_at set; second "
+        "sale -> 2 each, first_sold_at unchanged; empty array -> 0"
+    )
 
 
 @check("contract.mark-sold-one-statement")
@@ -160,8 +183,10 @@ def mark_sold_one_statement(ctx) -> str:
         marked = mark_sold(conn, leads + [leads[0]])
         statements = db.scalar(conn, q("contract", "lead-updates"))
     if statements != 1:
-        raise CheckFailed(f"marking 5 leads (6 ids) ran {statements} UPDATE statements on "
-                          f"leads, want 1 (returned {marked})")
+        raise CheckFailed(
+            f"marking 5 leads (6 ids) ran {statements} UPDATE statements on "
+            f"leads, want 1 (returned {marked})"
+        )
     return f"5 leads (6 ids) marked by 1 UPDATE statement (returned {marked})"
 
 
@@ -180,12 +205,15 @@ def mark_sold_max_sales(ctx) -> str:
             try:
                 counts.append(mark_sold(conn, batch))
             except Exception as exc:
-                raise CheckFailed(f"selling past max_sales raised instead of skipping: "
-                                  f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-                                  ) from exc
+                raise CheckFailed(
+                    f"selling past max_sales raised instead of skipping: "
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                ) from exc
         sold = {r[0]: r[1] for r in conn.execute(q("world", "leads"), (batch,))}
         got = (sold[exclusive[0]], sold[twice[0]], sold[plain[0]])
         if got != (1, 2, 3) or counts != [3, 2, 1]:
-            raise CheckFailed(f"three batches returned {counts}, sold_counts (max 1, max 2, "
-                              f"unlimited) = {got}; want [3, 2, 1] and (1, 2, 3)")
+            raise CheckFailed(
+                f"three batches returned {counts}, sold_counts (max 1, max 2, "
+                f"unlimited) = {got}; want [3, 2, 1] and (1, 2, 3)"
+            )
     return "three batches -> [3, 2, 1]; sold_count (max 1, max 2, unlimited) = (1, 2, 3)"

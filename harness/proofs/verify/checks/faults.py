@@ -71,15 +71,20 @@ def terminate_mid_purchase(ctx) -> str:
         raise CheckInconclusive("no backend was terminated mid-purchase")
     committed = {o.value.purchase_id for o in outcomes if o.committed and o.value.success}
     cut = {o.value.purchase_id for o in outcomes if o.error is not None and o.value}
-    odd = [o for o in outcomes if o.error is not None
-           and not isinstance(o.error, psycopg.OperationalError)]
-    problems = [f"a surviving session raised {describe(o.error)}" for o in odd[:1]
-                if o.error is not None]
+    odd = [
+        o
+        for o in outcomes
+        if o.error is not None and not isinstance(o.error, psycopg.OperationalError)
+    ]
+    problems = [
+        f"a surviving session raised {describe(o.error)}" for o in odd[:1] if o.error is not None
+    ]
     with ctx.connect(dsn) as conn:
         rows = {r[0]: r for r in conn.execute(q("world", "purchases")).fetchall()}
         balances = {r[0]: r[1] for r in conn.execute(q("world", "balances"))}
-        reserved = {r[0]: (r[1], r[2]) for r in conn.execute(
-            q("world", "reservations-per-purchase"))}
+        reserved = {
+            r[0]: (r[1], r[2]) for r in conn.execute(q("world", "reservations-per-purchase"))
+        }
         ledger = list(conn.execute(q("world", "ledger-per-workspace")))
     missing = committed - set(rows)
     if missing:
@@ -89,23 +94,32 @@ def terminate_mid_purchase(ctx) -> str:
         problems.append(f"{len(unexplained)} purchases present that no session committed")
     for pid, (total_leads, n_res) in reserved.items():
         if total_leads != n_res:
-            problems.append(f"purchase {str(pid)[:8]} half-done: {n_res} reservations for "
-                            f"{total_leads} leads")
+            problems.append(
+                f"purchase {str(pid)[:8]} half-done: {n_res} reservations for {total_leads} leads"
+            )
             break
     for ws, _members in buyers:
         spent = sum((r[6] for r in rows.values() if r[1] == ws), Decimal(0))
         if balances.get(ws) != start - spent:
-            problems.append(f"workspace {str(ws)[:8]}: balance {money(balances.get(ws))}, "
-                            f"purchases present say {money(start - spent)}")
+            problems.append(
+                f"workspace {str(ws)[:8]}: balance {money(balances.get(ws))}, "
+                f"purchases present say {money(start - spent)}"
+            )
             break
-    problems += [f"{str(w)[:8]} balance {money(b)} but ledger {money(led)}"
-                 for w, b, led, _ in ledger if b != led][:1]
+    problems += [
+        f"{str(w)[:8]} balance {money(b)} but ledger {money(led)}"
+        for w, b, led, _ in ledger
+        if b != led
+    ][:1]
     if problems:
         raise CheckFailed("; ".join(problems))
-    kinds = Counter("committed" if o.committed else "killed" if o.error else "other"
-                    for o in outcomes)
-    return (f"{len(victims)} backends terminated mid-transaction; {dict(kinds)}; "
-            f"{len(rows)} purchases present, all whole, balances and ledger agree")
+    kinds = Counter(
+        "committed" if o.committed else "killed" if o.error else "other" for o in outcomes
+    )
+    return (
+        f"{len(victims)} backends terminated mid-transaction; {dict(kinds)}; "
+        f"{len(rows)} purchases present, all whole, balances and ledger agree"
+    )
 
 
 @check("faults.stepwise-reconcile")
@@ -124,8 +138,7 @@ def stepwise_reconcile(ctx) -> str:
         svc = service.PurchaseService(pool, flow="stepwise")
         left = []
         for (ws, (user,)), lead_ids, step in zip(buyers, leads, STEPS, strict=True):
-            req = service.PurchaseRequest(workspace_id=ws, user_id=user,
-                                          lead_ids=tuple(lead_ids))
+            req = service.PurchaseRequest(workspace_id=ws, user_id=user, lead_ids=tuple(lead_ids))
             left.append((step, svc.purchase_and_crash(req, after=step)))
         report = reconcile_mod.reconcile(pool, older_than=timedelta(0))
     finally:
@@ -135,6 +148,8 @@ def stepwise_reconcile(ctx) -> str:
     if violations:
         raise CheckFailed("after crash and reconcile: " + invariants.summary(violations))
     cut = ", ".join(f"{s} -> {str(p)[:8] if p else 'nothing'}" for s, p in left)
-    return (f"crashed after {cut}; reconcile completed {len(report.completed)}, refunded "
-            f"{len(report.refunded)}, queued {len(report.emails_queued)} emails; every "
-            "invariant holds, nothing pending")
+    return (
+        f"crashed after {cut}; reconcile completed {len(report.completed)}, refunded "
+        f"{len(report.refunded)}, queued {len(report.emails_queued)} emails; every "
+        "invariant holds, nothing pending"
+    )

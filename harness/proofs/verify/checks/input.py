@@ -35,8 +35,13 @@ EXAMPLES = 120
 # time, and the lock keeps it so when a check is called some other way.
 _HYPOTHESIS = threading.Lock()
 
-PRICES = {"l1": Decimal("1.00"), "l2": Decimal("2.50"), "l3": Decimal("0.05"),
-          "l4": Decimal("3.10"), "l5": Decimal("7.77")}
+PRICES = {
+    "l1": Decimal("1.00"),
+    "l2": Decimal("2.50"),
+    "l3": Decimal("0.05"),
+    "l4": Decimal("3.10"),
+    "l5": Decimal("7.77"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,20 @@ class Market:
         ws_b, (ub,) = w.workspace(balance="50.00")
         ws_n, (un,) = w.workspace(balance=None)
         ws_p, (up,) = w.workspace(balance="0.01")
-        self.ids.update(A=ws_a, ua=ua, B=ws_b, ub=ub, N=ws_n, un=un, P=ws_p, up=up,
-                        outsider=w.user("outsider"), ghost_ws=uuid.uuid4(),
-                        ghost_user=uuid.uuid4(), unknown=uuid.uuid4())
+        self.ids.update(
+            A=ws_a,
+            ua=ua,
+            B=ws_b,
+            ub=ub,
+            N=ws_n,
+            un=un,
+            P=ws_p,
+            up=up,
+            outsider=w.user("outsider"),
+            ghost_ws=uuid.uuid4(),
+            ghost_user=uuid.uuid4(),
+            unknown=uuid.uuid4(),
+        )
         for name, price in PRICES.items():
             self.ids[name] = w.leads(1, price)[0]
         self.ids["hidden"] = w.leads(1, "1.00", for_sale=False)[0]
@@ -74,8 +90,7 @@ class Market:
         for ws, user, lead in ((ws_b, ub, "sold_out"), (ws_a, ua, "owned")):
             ans = purchase(conn, ws, user, [self.ids[lead]], Decimal("1.00"))
             if not ans.success:
-                raise CheckInconclusive(f"set-up purchase of {lead} refused: "
-                                        f"{ans.error_message!r}")
+                raise CheckInconclusive(f"set-up purchase of {lead} refused: {ans.error_message!r}")
             mark_sold(conn, [self.ids[lead]])
 
     def args(self, call: Call) -> tuple:
@@ -94,20 +109,37 @@ def price_of(leads) -> Decimal:
 
 bad_amounts = st.one_of(
     st.none(),
-    st.just(Decimal("0")), st.just(Decimal("0.00")), st.just(Decimal("-0.00")),
+    st.just(Decimal("0")),
+    st.just(Decimal("0.00")),
+    st.just(Decimal("-0.00")),
     st.decimals(max_value=Decimal("-0.01"), allow_nan=False, allow_infinity=False, places=2),
     st.decimals(max_value=Decimal("-0.000001"), allow_nan=False, allow_infinity=False),
     # sub-cent: a third decimal place that is not zero
-    st.integers(min_value=-10**9, max_value=10**9).filter(lambda i: i % 10 != 0)
-      .map(lambda i: Decimal(i).scaleb(-3)),
+    st.integers(min_value=-(10**9), max_value=10**9)
+    .filter(lambda i: i % 10 != 0)
+    .map(lambda i: Decimal(i).scaleb(-3)),
     st.integers(min_value=1, max_value=10**6).map(lambda i: Decimal(i).scaleb(-6)),
-    st.decimals(min_value=MAX_AMOUNT + Decimal("0.01"), max_value=Decimal("1e30"),
-                allow_nan=False, allow_infinity=False, places=2),
-    st.sampled_from([Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity"),
-                     Decimal("1e300"), Decimal("-1e300"), Decimal("1E-300")]),
+    st.decimals(
+        min_value=MAX_AMOUNT + Decimal("0.01"),
+        max_value=Decimal("1e30"),
+        allow_nan=False,
+        allow_infinity=False,
+        places=2,
+    ),
+    st.sampled_from(
+        [
+            Decimal("NaN"),
+            Decimal("Infinity"),
+            Decimal("-Infinity"),
+            Decimal("1e300"),
+            Decimal("-1e300"),
+            Decimal("1E-300"),
+        ]
+    ),
 )
-any_amount = st.one_of(bad_amounts, st.decimals(min_value=Decimal("0.01"),
-                                                max_value=MAX_AMOUNT, places=2))
+any_amount = st.one_of(
+    bad_amounts, st.decimals(min_value=Decimal("0.01"), max_value=MAX_AMOUNT, places=2)
+)
 
 
 @st.composite
@@ -129,8 +161,11 @@ def mismatch_calls(draw) -> Call:
     of the leads' prices."""
     leads = tuple(draw(good_leads))
     price = price_of(leads)
-    delta = draw(st.decimals(min_value=Decimal("-5.00"), max_value=Decimal("5.00"), places=2)
-                 .filter(lambda d: d != 0 and price + d > 0))
+    delta = draw(
+        st.decimals(min_value=Decimal("-5.00"), max_value=Decimal("5.00"), places=2).filter(
+            lambda d: d != 0 and price + d > 0
+        )
+    )
     if draw(st.booleans()):
         total, credits = price, price + delta
     else:
@@ -144,11 +179,13 @@ def lead_id_calls(draw) -> Call:
     kind = draw(st.sampled_from(["null", "empty", "duplicate", "unknown", "null_element"]))
     base = list(draw(good_leads))
     if kind == "null":
-        return Call("A", "ua", None, Decimal("1.00"), Decimal("1.00"),
-                    frozenset({"no_leads_selected"}))
+        return Call(
+            "A", "ua", None, Decimal("1.00"), Decimal("1.00"), frozenset({"no_leads_selected"})
+        )
     if kind == "empty":
-        return Call("A", "ua", (), Decimal("1.00"), Decimal("1.00"),
-                    frozenset({"no_leads_selected"}))
+        return Call(
+            "A", "ua", (), Decimal("1.00"), Decimal("1.00"), frozenset({"no_leads_selected"})
+        )
     if kind == "duplicate":
         leads = base + [draw(st.sampled_from(base))]
         expect = {"duplicate_leads"}
@@ -166,10 +203,22 @@ def membership_calls(draw) -> Call:
     """A user who is not a member of the workspace (outsider, another workspace's member,
     NULL, unknown), or a NULL or unknown workspace."""
     leads = tuple(draw(good_leads))
-    ws, user = draw(st.sampled_from([
-        ("A", "outsider"), ("A", "ub"), ("A", "none"), ("A", "ghost_user"), ("A", "un"),
-        ("none", "ua"), ("ghost_ws", "ua"), ("B", "ua"), ("N", "ua"), ("none", "none"),
-    ]))
+    ws, user = draw(
+        st.sampled_from(
+            [
+                ("A", "outsider"),
+                ("A", "ub"),
+                ("A", "none"),
+                ("A", "ghost_user"),
+                ("A", "un"),
+                ("none", "ua"),
+                ("ghost_ws", "ua"),
+                ("B", "ua"),
+                ("N", "ua"),
+                ("none", "none"),
+            ]
+        )
+    )
     total = price_of(leads)
     return Call(ws, user, leads, total, total, frozenset({"not_authorized"}))
 
@@ -194,9 +243,21 @@ def availability_calls(draw) -> Call:
 @st.composite
 def combined_calls(draw) -> Call:
     """Two or three defects at once; any of their messages is a right answer."""
-    parts = draw(st.lists(st.sampled_from(
-        [amount_calls(), mismatch_calls(), lead_id_calls(), membership_calls(),
-         availability_calls()]), min_size=2, max_size=3))
+    parts = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    amount_calls(),
+                    mismatch_calls(),
+                    lead_id_calls(),
+                    membership_calls(),
+                    availability_calls(),
+                ]
+            ),
+            min_size=2,
+            max_size=3,
+        )
+    )
     calls = [draw(s) for s in parts]
     first = calls[0]
     ws, user = first.ws, first.user
@@ -245,8 +306,10 @@ def _refuses(ctx, strategy, what: str) -> str:
                 try:
                     ans = purchase(conn, *market.args(call))
                 except Exception as exc:
-                    raise CheckFailed(f"raised instead of answering: {type(exc).__name__}: "
-                                      f"{' '.join(str(exc).split())[:200]}") from None
+                    raise CheckFailed(
+                        f"raised instead of answering: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:200]}"
+                    ) from None
                 after_fp = conn.execute(changed).fetchall()
                 after = snapshot(conn) if after_fp != base_fp else base
             finally:
@@ -257,19 +320,27 @@ def _refuses(ctx, strategy, what: str) -> str:
             if code is None:
                 raise CheckFailed(f"answered an undocumented message {ans.error_message!r}")
             if code not in call.expect:
-                raise CheckFailed(f"answered {ans.error_message!r} ({code}), want one of "
-                                  f"{sorted(call.expect)}")
+                raise CheckFailed(
+                    f"answered {ans.error_message!r} ({code}), want one of {sorted(call.expect)}"
+                )
             if after != base:
                 raise CheckFailed(f"refused but changed rows: {diff(base, after)}")
             message = ans.error_message or ""
             seen[message] = seen.get(message, 0) + 1
 
-        test = seed(ctx.seed)(settings(
-            max_examples=EXAMPLES, database=None, deadline=None, derandomize=False,
-            phases=[Phase.explicit, Phase.generate, Phase.shrink],
-            suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-            report_multiple_bugs=False, print_blob=False,
-        )(given(call=strategy)(prop)))
+        test = seed(ctx.seed)(
+            settings(
+                max_examples=EXAMPLES,
+                database=None,
+                deadline=None,
+                derandomize=False,
+                phases=[Phase.explicit, Phase.generate, Phase.shrink],
+                suppress_health_check=list(HealthCheck),
+                verbosity=Verbosity.quiet,
+                report_multiple_bugs=False,
+                print_blob=False,
+            )(given(call=strategy)(prop))
+        )
         with _HYPOTHESIS, warnings.catch_warnings():
             # Other checks' threads draw random numbers while this one generates.
             warnings.simplefilter("ignore", HypothesisDeprecationWarning)
@@ -284,8 +355,10 @@ def _refuses(ctx, strategy, what: str) -> str:
 
 def _show(call: Call) -> str:
     leads = "NULL" if call.leads is None else "[" + ", ".join(call.leads) + "]"
-    return (f"purchase_with_credits(workspace={call.ws}, user={call.user}, leads={leads}, "
-            f"total={call.total}, credits={call.credits}) expecting {sorted(call.expect)}")
+    return (
+        f"purchase_with_credits(workspace={call.ws}, user={call.user}, leads={leads}, "
+        f"total={call.total}, credits={call.credits}) expecting {sorted(call.expect)}"
+    )
 
 
 @check("input.amounts", group="hypothesis")

@@ -24,5 +24,7 @@ def after_checks(ctx) -> str:
     if broken:
         raise CheckFailed(" | ".join(broken))
     names = sorted({c for _, _, c in dbs})
-    return (f"{len(invariants.INVARIANTS)} invariants hold in {len(dbs)} databases "
-            f"(after {', '.join(names)})")
+    return (
+        f"{len(invariants.INVARIANTS)} invariants hold in {len(dbs)} databases "
+        f"(after {', '.join(names)})"
+    )

@@ -37,11 +37,16 @@ def migrations_lint(ctx: CheckContext) -> str:
                 problems.append("a stale yoyo lock did not stop the migrator")
         except MigrationLocked as exc:
             if BREAK_LOCK_HINT not in exc.message:
-                problems.append(f"the stale-lock message does not say how to break it: "
-                                f"{exc.message}")
+                problems.append(
+                    f"the stale-lock message does not say how to break it: {exc.message}"
+                )
         m.break_lock()
     if problems:
-        raise CheckFailed("; ".join(problems[:12]) + (
-            f"; and {len(problems) - 12} more" if len(problems) > 12 else ""))
-    return (f"{report.summary()}; stale-lock refusal tested: a lock planted for a dead "
-            f"process stopped the migrator, which named `{BREAK_LOCK_HINT} --dsn ...`")
+        raise CheckFailed(
+            "; ".join(problems[:12])
+            + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
+        )
+    return (
+        f"{report.summary()}; stale-lock refusal tested: a lock planted for a dead "
+        f"process stopped the migrator, which named `{BREAK_LOCK_HINT} --dsn ...`"
+    )

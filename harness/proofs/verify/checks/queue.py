@@ -49,14 +49,22 @@ def outbox_iff_committed(ctx) -> str:
                 ans = purchase(conn, ws, buyer, [lead], Decimal("1.00"))
                 purchase_id = ans.purchase_id
                 if ans.success and purchase_id is None:
-                    raise CheckFailed("purchase_with_credits answered success without a "
-                                      "purchase_id: there is no purchase to announce")
+                    raise CheckFailed(
+                        "purchase_with_credits answered success without a "
+                        "purchase_id: there is no purchase to announce"
+                    )
                 if ans.success and purchase_id is not None:
                     queue.queue_purchase_confirmation_email(
-                        conn, queue.PurchaseConfirmationEmail.for_purchase(
-                            email="buyer@example.com", name="Buyer", total_leads=1,
-                            total_price=Decimal("1.00"), purchase_id=purchase_id),
-                        workspace_id=ws)
+                        conn,
+                        queue.PurchaseConfirmationEmail.for_purchase(
+                            email="buyer@example.com",
+                            name="Buyer",
+                            total_leads=1,
+                            total_price=Decimal("1.00"),
+                            purchase_id=purchase_id,
+                        ),
+                        workspace_id=ws,
+                    )
                 if fate == "commit":
                     conn.execute("COMMIT")
                     if purchase_id is not None:
@@ -79,15 +87,19 @@ def outbox_iff_committed(ctx) -> str:
     confirmations = Counter(j[3] for j in jobs if j[1] == "purchase_confirmation")
     problems = []
     if set(confirmations) != committed:
-        problems.append(f"{len(set(confirmations) - committed)} jobs without a committed "
-                        f"purchase, {len(committed - set(confirmations))} committed purchases "
-                        "without a job")
+        problems.append(
+            f"{len(set(confirmations) - committed)} jobs without a committed "
+            f"purchase, {len(committed - set(confirmations))} committed purchases "
+            "without a job"
+        )
     if any(n != 1 for n in confirmations.values()):
         problems.append("a purchase has more than one confirmation job")
     if problems:
         raise CheckFailed("; ".join(problems) + f" (fates {dict(outcome)})")
-    return (f"{sum(outcome.values())} purchases {dict(sorted(outcome.items()))}: "
-            f"{len(confirmations)} jobs, exactly the committed purchases; {service_note}")
+    return (
+        f"{sum(outcome.values())} purchases {dict(sorted(outcome.items()))}: "
+        f"{len(confirmations)} jobs, exactly the committed purchases; {service_note}"
+    )
 
 
 def _through_service(dsn: str, ctx, committed: set) -> str:
@@ -106,8 +118,9 @@ def _through_service(dsn: str, ctx, committed: set) -> str:
         svc = service.PurchaseService(pool, flow="atomic")
         for lead in leads:
             try:
-                result = svc.purchase(service.PurchaseRequest(
-                    workspace_id=ws, user_id=user, lead_ids=(lead,)))
+                result = svc.purchase(
+                    service.PurchaseRequest(workspace_id=ws, user_id=user, lead_ids=(lead,))
+                )
                 committed.add(result.purchase_id)
             except DomainError:
                 refused += 1
@@ -158,14 +171,20 @@ def retry_dead_letter(ctx) -> str:
     with ctx.connect(dsn) as conn:
         ids = {}
         for who in ("ok", "flaky", "dead"):
-            ids[who] = queue.queue_credit_purchase_email(conn, queue.CreditPurchaseEmail(
-                email=f"{who}@example.com", name=who, credits_amount=Decimal("10.00"),
-                total_price=Decimal("10.00"), package_name="starter",
-                new_balance=Decimal("10.00")))
+            ids[who] = queue.queue_credit_purchase_email(
+                conn,
+                queue.CreditPurchaseEmail(
+                    email=f"{who}@example.com",
+                    name=who,
+                    credits_amount=Decimal("10.00"),
+                    total_price=Decimal("10.00"),
+                    package_name="starter",
+                    new_balance=Decimal("10.00"),
+                ),
+            )
     handler = _FlakyHandler(give_up=3 * attempts)
     port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port,
-                            loop=asyncio.new_event_loop())
+    controller = Controller(handler, hostname="127.0.0.1", port=port, loop=asyncio.new_event_loop())
     controller.start()
     # The worker logs each refused attempt; here they are the expected evidence.
     quiet = logging.NullHandler()
@@ -173,8 +192,13 @@ def retry_dead_letter(ctx) -> str:
     worker_log.addHandler(quiet)
     propagate, worker_log.propagate = worker_log.propagate, False
     try:
-        stats = worker.drain(dsn, f"smtp://127.0.0.1:{port}", wait_for_backoff=True,
-                             retry_attempts=attempts, retry_backoff_ms=20)
+        stats = worker.drain(
+            dsn,
+            f"smtp://127.0.0.1:{port}",
+            wait_for_backoff=True,
+            retry_attempts=attempts,
+            retry_backoff_ms=20,
+        )
     finally:
         worker_log.propagate = propagate
         worker_log.removeHandler(quiet)
@@ -194,6 +218,8 @@ def retry_dead_letter(ctx) -> str:
         problems.append("the dead letter carries no last_error")
     if problems:
         raise CheckFailed("; ".join(problems))
-    return (f"ok sent at attempt 1, flaky sent at attempt 2, dead dead after {attempts} "
-            f"refusals (last error {jobs[ids['dead']][5][:60]!r}); drain: sent {stats.sent}, "
-            f"retried {stats.retried}, dead {stats.dead}")
+    return (
+        f"ok sent at attempt 1, flaky sent at attempt 2, dead dead after {attempts} "
+        f"refusals (last error {jobs[ids['dead']][5][:60]!r}); drain: sent {stats.sent}, "
+        f"retried {stats.retried}, dead {stats.dead}"
+    )

@@ -97,13 +97,14 @@ def round_trip(ctx: CheckContext) -> str:
             problems += diff(before, _fp(dsn), f"after rolling back {migration.id}")
             _step(m.backend.apply_one, migration, "re-applying")
             before = _fp(dsn)  # also the state the next migration starts from
-            problems += diff(after, before, f"after rolling back and re-applying "
-                                            f"{migration.id}")
+            problems += diff(after, before, f"after rolling back and re-applying {migration.id}")
         count = len(m.migrations)
     if problems:
         raise CheckFailed(_listed(problems))
-    return (f"{count} migration(s), each applied, rolled back and re-applied in order on an "
-            "empty database: the schema fingerprint matched before and after every step")
+    return (
+        f"{count} migration(s), each applied, rolled back and re-applied in order on an "
+        "empty database: the schema fingerprint matched before and after every step"
+    )
 
 
 # -- rollback.data-preserved --------------------------------------------------------------
@@ -149,8 +150,8 @@ class DataState:
 class Comparison:
     """What became of the starting rows at one point of a round trip."""
 
-    lost: list[str] = field(default_factory=list)      # rows of surviving data changed
-    dropped: list[str] = field(default_factory=list)   # tables/columns the rollback removed
+    lost: list[str] = field(default_factory=list)  # rows of surviving data changed
+    dropped: list[str] = field(default_factory=list)  # tables/columns the rollback removed
 
 
 def compare(start: DataState, now: DataState, dropped_before: set[str]) -> Comparison:
@@ -166,22 +167,30 @@ def compare(start: DataState, now: DataState, dropped_before: set[str]) -> Compa
         for col in gone:
             values = sum(1 for r in start.rows[table] if r.get(col) is not None)
             out.dropped.append(f"column {table}.{col} ({values} values)")
-        kept = [c for c in columns if c in now.tables[table]
-                and f"{table}.{c}" not in dropped_before]
+        kept = [
+            c for c in columns if c in now.tables[table] and f"{table}.{c}" not in dropped_before
+        ]
         table_dropped = table in dropped_before
         if table_dropped:
             kept = []
         a = _digest(start.rows[table], kept)
         b = _digest(now.rows[table], kept)
         if a != b and kept:
-            out.lost.append(f"{table}: {a[0]} rows (md5 {a[1][:8]}) became {b[0]} rows "
-                            f"(md5 {b[1][:8]}) over columns {', '.join(kept)}")
-        restored = [c for c in columns if c in now.tables[table]
-                    and (table_dropped or f"{table}.{c}" in dropped_before)]
-        if restored and _digest(start.rows[table], restored) != _digest(
-                now.rows[table], restored):
-            what = f"table {table}" if table_dropped else \
-                f"column(s) {', '.join(f'{table}.{c}' for c in restored)}"
+            out.lost.append(
+                f"{table}: {a[0]} rows (md5 {a[1][:8]}) became {b[0]} rows "
+                f"(md5 {b[1][:8]}) over columns {', '.join(kept)}"
+            )
+        restored = [
+            c
+            for c in columns
+            if c in now.tables[table] and (table_dropped or f"{table}.{c}" in dropped_before)
+        ]
+        if restored and _digest(start.rows[table], restored) != _digest(now.rows[table], restored):
+            what = (
+                f"table {table}"
+                if table_dropped
+                else f"column(s) {', '.join(f'{table}.{c}' for c in restored)}"
+            )
             out.dropped.append(f"{what}: back empty after re-applying, its old values lost")
     return out
 
@@ -208,13 +217,16 @@ def load_scenario(conn: psycopg.Connection, dsn: str) -> str:
         svc = PurchaseService(pool, flow="atomic")
         for i, (ws, users) in enumerate(buyers):
             for j in range(3):
-                chosen = tuple(leads[(i * 5 + j * 2) % len(leads):][:2])
-                svc.purchase(PurchaseRequest(ws, users[j % 2], chosen,
-                                             idempotency_key=f"rehearsal-{i}-{j}"))
+                chosen = tuple(leads[(i * 5 + j * 2) % len(leads) :][:2])
+                svc.purchase(
+                    PurchaseRequest(ws, users[j % 2], chosen, idempotency_key=f"rehearsal-{i}-{j}")
+                )
                 made += 1
             svc.top_up(ws, Decimal("5.00"), "rehearsal")
-    return (f"{len(buyers)} workspaces, {len(leads)} leads, {made} purchases through the "
-            "service's atomic flow")
+    return (
+        f"{len(buyers)} workspaces, {len(leads)} leads, {made} purchases through the "
+        "service's atomic flow"
+    )
 
 
 @check("rollback.data-preserved")
@@ -261,14 +273,18 @@ def data_preserved(ctx: CheckContext) -> str:
                 break
     if lost:
         raise CheckFailed(_listed(lost))
-    evidence = (f"{loaded}; {start.total} rows in {len(start.tables)} tables; {rounds} "
-                f"round(s) of rollback and re-apply of {', '.join(m.id for m in later)}: "
-                "every row of every surviving table and column kept (count and md5), "
-                "schema fingerprint restored")
+    evidence = (
+        f"{loaded}; {start.total} rows in {len(start.tables)} tables; {rounds} "
+        f"round(s) of rollback and re-apply of {', '.join(m.id for m in later)}: "
+        "every row of every surviving table and column kept (count and md5), "
+        "schema fingerprint restored"
+    )
     if notes:
-        evidence += ("; dropped by the rollback of the migration that creates them, so "
-                     "their values do not come back: "
-                     + _listed([f"{item} by {mig}" for item, mig in notes.items()]))
+        evidence += (
+            "; dropped by the rollback of the migration that creates them, so "
+            "their values do not come back: "
+            + _listed([f"{item} by {mig}" for item, mig in notes.items()])
+        )
     return evidence
 
 
@@ -278,8 +294,7 @@ def data_preserved(ctx: CheckContext) -> str:
 class Prober:
     """Makes one purchase of one fresh lead through a given flow, on demand."""
 
-    def __init__(self, conn: psycopg.Connection, services: dict[str, Any],
-                 request: Any) -> None:
+    def __init__(self, conn: psycopg.Connection, services: dict[str, Any], request: Any) -> None:
         world = World(conn)
         self.ws, (self.user,) = world.workspace(balance="500.00")
         self.leads = iter(world.leads(200, "1.00"))
@@ -288,9 +303,14 @@ class Prober:
     def probe(self, flow: str) -> str | None:
         """None when the purchase completed, else why it did not."""
         try:
-            self.services[flow].purchase(self.request(
-                self.ws, self.user, (next(self.leads),),
-                idempotency_key=f"probe-{uuid.uuid4().hex[:12]}"))
+            self.services[flow].purchase(
+                self.request(
+                    self.ws,
+                    self.user,
+                    (next(self.leads),),
+                    idempotency_key=f"probe-{uuid.uuid4().hex[:12]}",
+                )
+            )
         except Exception as exc:  # any refusal or error is what the probe reports
             return f"{type(exc).__name__}: {_one_line(exc)}"
         return None
@@ -306,15 +326,23 @@ class Drill:
     failures: list[str] = field(default_factory=list)
 
 
-def flip_drill(dsn: str, services: dict[str, Any], request: Any, *, threads: int = 4,
-               per_thread: int = 10, flips: tuple[str, ...] = ("legacy", "atomic", "legacy",
-                                                               "atomic")) -> Drill:
+def flip_drill(
+    dsn: str,
+    services: dict[str, Any],
+    request: Any,
+    *,
+    threads: int = 4,
+    per_thread: int = 10,
+    flips: tuple[str, ...] = ("legacy", "atomic", "legacy", "atomic"),
+) -> Drill:
     """Threads purchase one lead at a time (each its own workspace, enough credits) while
     the flow flag flips; every purchase is expected to complete."""
     with db.connect(dsn) as conn:
         world = World(conn)
-        buyers = [(world.workspace(balance="100.00"), world.leads(per_thread, "1.00"))
-                  for _ in range(threads)]
+        buyers = [
+            (world.workspace(balance="100.00"), world.leads(per_thread, "1.00"))
+            for _ in range(threads)
+        ]
     flag = {"flow": "atomic"}
     drill = Drill()
     lock = threading.Lock()
@@ -325,19 +353,22 @@ def flip_drill(dsn: str, services: dict[str, Any], request: Any, *, threads: int
         for lead in leads:
             flow = flag["flow"]
             try:
-                services[flow].purchase(request(ws, user, (lead,),
-                                                idempotency_key=f"drill-{lead}"))
+                services[flow].purchase(request(ws, user, (lead,), idempotency_key=f"drill-{lead}"))
                 with lock:
                     drill.purchases += 1
                     drill.by_flow[flow] = drill.by_flow.get(flow, 0) + 1
             except Exception as exc:
                 with lock:
-                    drill.failures.append(f"{flow} purchase of lead {lead} for workspace "
-                                          f"{ws}: {type(exc).__name__}: {_one_line(exc)}")
+                    drill.failures.append(
+                        f"{flow} purchase of lead {lead} for workspace "
+                        f"{ws}: {type(exc).__name__}: {_one_line(exc)}"
+                    )
             time.sleep(0.005)
 
-    workers = [threading.Thread(target=buyer, args=(ws, users[0], leads), daemon=True)
-               for (ws, users), leads in buyers]
+    workers = [
+        threading.Thread(target=buyer, args=(ws, users[0], leads), daemon=True)
+        for (ws, users), leads in buyers
+    ]
     for w in workers:
         w.start()
     start.wait()
@@ -345,8 +376,11 @@ def flip_drill(dsn: str, services: dict[str, Any], request: Any, *, threads: int
     deadline = time.monotonic() + 60
     for n, flow in enumerate(flips, 1):
         # Flip after each equal share of the run, so every flow takes part mid-run.
-        while drill.purchases + len(drill.failures) < total * n // (len(flips) + 1) \
-                and time.monotonic() < deadline and any(w.is_alive() for w in workers):
+        while (
+            drill.purchases + len(drill.failures) < total * n // (len(flips) + 1)
+            and time.monotonic() < deadline
+            and any(w.is_alive() for w in workers)
+        ):
             time.sleep(0.002)
         flag["flow"] = flow
         drill.flips.append(flow)
@@ -355,13 +389,13 @@ def flip_drill(dsn: str, services: dict[str, Any], request: Any, *, threads: int
     with db.connect(dsn) as conn:
         for (ws, _), _leads in buyers:
             balance = World(conn).balance(ws)
-            bought = db.fetch_all(conn, "rollback", "reserved",
-                                        {"workspace_id": ws})[0]["leads"]
+            bought = db.fetch_all(conn, "rollback", "reserved", {"workspace_id": ws})[0]["leads"]
             if balance != Decimal("100.00") - bought:
-                drill.failures.append(f"workspace {ws}: balance {balance} after {bought} "
-                                      "purchases of 1.00 from 100.00")
-        drill.failures += [f"invariant {v.name}: {v.detail}"
-                           for v in check_invariants(conn)]
+                drill.failures.append(
+                    f"workspace {ws}: balance {balance} after {bought} "
+                    "purchases of 1.00 from 100.00"
+                )
+        drill.failures += [f"invariant {v.name}: {v.detail}" for v in check_invariants(conn)]
     return drill
 
 
@@ -373,8 +407,11 @@ def switch_back(ctx: CheckContext) -> str:
     again; flipping the flow flag during a concurrent run fails no purchase."""
     dsn = ctx.new_database(audit=False)
     problems: list[str] = []
-    with contextlib.closing(db.pool(dsn, max_size=6)) as pool, \
-            db.connect(dsn) as conn, Migrator(dsn, ctx.migration_dirs) as m:
+    with (
+        contextlib.closing(db.pool(dsn, max_size=6)) as pool,
+        db.connect(dsn) as conn,
+        Migrator(dsn, ctx.migration_dirs) as m,
+    ):
         services = {flow: PurchaseService(pool, flow=flow) for flow in PROBED_FLOWS}
         prober = Prober(conn, services, PurchaseRequest)
         base = m.migrations[0].id
@@ -384,14 +421,16 @@ def switch_back(ctx: CheckContext) -> str:
             _step(m.backend.rollback_one, mig, "rolling back")
         levels = [base] + [mig.id for mig in reversed(later)]
         worked: dict[str, dict[str, str | None]] = {
-            base: {f: prober.probe(f) for f in PROBED_FLOWS}}
+            base: {f: prober.probe(f) for f in PROBED_FLOWS}
+        }
         for mig in reversed(later):
             _step(m.backend.apply_one, mig, "applying")
             worked[mig.id] = {f: prober.probe(f) for f in PROBED_FLOWS}
         top = levels[-1]
         if worked[top]["atomic"] is not None:
-            problems.append(f"with every migration applied the atomic flow fails: "
-                            f"{worked[top]['atomic']}")
+            problems.append(
+                f"with every migration applied the atomic flow fails: {worked[top]['atomic']}"
+            )
         # Back down, one migration at a time: the same flows must still work.
         for mig, level in zip(later, reversed(levels[:-1]), strict=True):
             _step(m.backend.rollback_one, mig, "rolling back")
@@ -399,18 +438,21 @@ def switch_back(ctx: CheckContext) -> str:
                 if worked[level][flow] is None:
                     why = prober.probe(flow)
                     if why is not None:
-                        problems.append(f"after rolling back {mig.id} the {flow} flow, which "
-                                        f"worked before {mig.id} was applied, fails: {why}")
+                        problems.append(
+                            f"after rolling back {mig.id} the {flow} flow, which "
+                            f"worked before {mig.id} was applied, fails: {why}"
+                        )
         legacy = prober.probe("legacy")
         if legacy is not None:
-            problems.append(f"with everything after {base} rolled back the legacy flow "
-                            f"fails (it needs something the new migrations add): {legacy}")
+            problems.append(
+                f"with everything after {base} rolled back the legacy flow "
+                f"fails (it needs something the new migrations add): {legacy}"
+            )
         for mig in reversed(later):
             _step(m.backend.apply_one, mig, "re-applying")
         atomic = prober.probe("atomic")
         if atomic is not None:
-            problems.append(f"after re-applying every migration the atomic flow fails: "
-                            f"{atomic}")
+            problems.append(f"after re-applying every migration the atomic flow fails: {atomic}")
     # The drill on a database of its own: purchases made above while the outbox was
     # rolled back have (rightly) no confirmation job, which is not the drill's business.
     drill_dsn = ctx.new_database(audit=False)
@@ -420,10 +462,13 @@ def switch_back(ctx: CheckContext) -> str:
     problems += [f"drill: {f}" for f in drill.failures]
     if problems:
         raise CheckFailed(_listed(problems))
-    table = ", ".join(f"{lvl}: " + "/".join(f for f in PROBED_FLOWS if worked[lvl][f] is None)
-                      for lvl in levels)
-    return (f"flows that work at each level, forward and after rolling back to it: {table}; "
-            f"legacy completes purchases with {', '.join(m.id for m in later)} rolled back; "
-            f"atomic again after re-applying; drill: {drill.purchases} purchases by 4 "
-            f"threads ({', '.join(f'{k} {v}' for k, v in sorted(drill.by_flow.items()))}), "
-            f"flow flipped {' -> '.join(['atomic', *drill.flips])} mid-run, none failed")
+    table = ", ".join(
+        f"{lvl}: " + "/".join(f for f in PROBED_FLOWS if worked[lvl][f] is None) for lvl in levels
+    )
+    return (
+        f"flows that work at each level, forward and after rolling back to it: {table}; "
+        f"legacy completes purchases with {', '.join(m.id for m in later)} rolled back; "
+        f"atomic again after re-applying; drill: {drill.purchases} purchases by 4 "
+        f"threads ({', '.join(f'{k} {v}' for k, v in sorted(drill.by_flow.items()))}), "
+        f"flow flipped {' -> '.join(['atomic', *drill.flips])} mid-run, none failed"
+    )

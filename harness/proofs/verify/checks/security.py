@@ -30,8 +30,7 @@ def execute_not_public(ctx) -> str:
         funcs = _functions(conn)
         roles = [r[0] for r in conn.execute(q("security", "api-roles"))]
         grants = conn.execute(q("security", "execute-grantees")).fetchall()
-        problems = sorted({f"{sig} executable by PUBLIC" for sig, public, _, _ in grants
-                           if public})
+        problems = sorted({f"{sig} executable by PUBLIC" for sig, public, _, _ in grants if public})
         problems += [f"{sig} executable by {role}" for sig, _, role, can in grants if can]
         tried = 0
         for oid, sig, _definer, _path, is_trigger, kind in funcs:
@@ -47,17 +46,23 @@ def execute_not_public(ctx) -> str:
                     problems.append(f"{sig} ran under SET ROLE {role}")
                 except psycopg.errors.InsufficientPrivilege as exc:
                     if "function" not in str(exc):  # denied a table, not the call
-                        problems.append(f"{sig} ran under SET ROLE {role} (stopped only "
-                                        f"by: {' '.join(str(exc).split())[:80]})")
+                        problems.append(
+                            f"{sig} ran under SET ROLE {role} (stopped only "
+                            f"by: {' '.join(str(exc).split())[:80]})"
+                        )
                 except psycopg.Error as exc:
-                    problems.append(f"{sig} under SET ROLE {role}: got past the privilege "
-                                    f"check ({type(exc).__name__})")
+                    problems.append(
+                        f"{sig} under SET ROLE {role}: got past the privilege "
+                        f"check ({type(exc).__name__})"
+                    )
                 finally:
                     conn.execute("ROLLBACK")
     if problems:
         raise CheckFailed("; ".join(dict.fromkeys(problems)))
-    return (f"{len(funcs)} functions: EXECUTE granted to none of PUBLIC, "
-            f"{', '.join(roles)}; {tried} calls under SET ROLE all denied")
+    return (
+        f"{len(funcs)} functions: EXECUTE granted to none of PUBLIC, "
+        f"{', '.join(roles)}; {tried} calls under SET ROLE all denied"
+    )
 
 
 @check("security.search-path-pinned")
