@@ -162,3 +162,67 @@ def test_explicit_dsn_wins_over_the_provider_variable(empty_db, capsys, monkeypa
     assert json.loads(capsys.readouterr().out)["provider"] == "dsn"
     assert cli(["status", "--dsn", empty_db, "--postgres", "system"]) == 2
     assert "not both" in one_error_line(capsys)
+
+
+# -- options and their environment variables ---------------------------------------------------
+
+
+def test_help_and_version_read_no_environment_variable(monkeypatch, capsys):
+    for name in ("HARNESS_VERIFY_JOBS", "HARNESS_WATCH_MAX_ERROR_RATE", "HARNESS_BENCH_CLIENTS"):
+        monkeypatch.setenv(name, "not-a-number")
+    with pytest.raises(SystemExit) as info:
+        cli(["--help"])
+    assert info.value.code == 0
+    with pytest.raises(SystemExit) as info:
+        cli(["--version"])
+    assert info.value.code == 0 and "harness" in capsys.readouterr().out
+
+
+def test_a_bad_variable_is_one_line_naming_it_and_exit_2_for_its_command_only(
+    monkeypatch, capsys, empty_db
+):
+    monkeypatch.setenv("HARNESS_VERIFY_JOBS", "lots")
+    assert cli(["verify", "--dsn", empty_db]) == 2
+    line = one_error_line(capsys)
+    assert "HARNESS_VERIFY_JOBS='lots'" in line and "whole number" in line
+    # Another command does not read it.
+    assert cli(["status", "--dsn", empty_db, "--json"]) == 0
+    assert "workspaces" not in tables(empty_db)
+
+
+def test_an_option_given_wins_over_its_variable(monkeypatch, capsys, empty_db):
+    monkeypatch.setenv("HARNESS_VERIFY_JOBS", "0")  # out of bounds, but not read
+    assert cli(["verify", "--dsn", empty_db, "--jobs", "1", "--only", "security.rls-enabled"]) == 0
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "33", "1.5", ""])
+def test_jobs_out_of_bounds_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli(["verify", "--jobs", value])
+    assert info.value.code == 2
+    assert "--jobs" in capsys.readouterr().err
+
+
+def test_every_command_builds_its_typed_settings_from_its_options():
+    """Each command's settings class has exactly one option per field: parsing the
+    command's minimal arguments builds it (a field without an option would raise)."""
+    from harness.cli import build_parser
+    from harness.cli.common import resolve, settings
+    from harness.cli.deploy import cli_commands
+
+    parser = build_parser()
+    positional = {
+        "schema diff": ["a", "b"],
+        "leads import": ["x.csv", "--partner", "p"],
+        "queue cancel": ["1"],
+        "scenario run": ["f.toml"],
+        "scenario check": ["f.toml"],
+    }
+    built = 0
+    for command in cli_commands(parser):
+        args = parser.parse_args([*command.split(), *positional.get(command, [])])
+        resolve(parser, args)
+        s = settings(args.settings_cls, args)
+        assert type(s).__dataclass_params__.frozen, command
+        built += 1
+    assert built >= 20

@@ -107,3 +107,16 @@ def test_the_gate_does_not_recurse_into_pytest(admin_dsn, monkeypatch):
     first, *_ = report.items
     assert first.status == "MANUAL" and GATE_ENV in first.evidence
     assert report.ok
+
+
+def test_without_a_target_the_monitoring_item_is_manual(admin_dsn, tmp_path):
+    """Without --dsn there is nothing deployed to watch: an empty scratch database would
+    always look healthy, so item 11 must not pass."""
+    from harness.proofs.gate import Options, run_gate
+
+    report = run_gate(
+        admin_dsn, "embedded", Options(only=["monitor"], baseline=str(tmp_path / "b.json"))
+    )
+    (item,) = [i for i in report.items if i.key == "monitor"]
+    assert item.status == "MANUAL" and "no --dsn" in item.evidence
+    assert not (tmp_path / "b.json").exists()

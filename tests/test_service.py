@@ -15,10 +15,12 @@ from harness.errors import DomainError, UsageError
 from harness.money.service import (
     FLOW_ENV,
     PurchaseRequest,
+    PurchaseResult,
     PurchaseService,
     current_flow,
     sql_config,
 )
+from harness.testing import max_overlap, release_together
 
 FLOWS = ("atomic", "stepwise", "legacy")
 
@@ -270,29 +272,25 @@ def test_a_key_whose_attempt_failed_can_be_retried(conn, world, pool, flow):
 
 
 def test_concurrent_repeats_of_one_key_debit_once(conn, world, pool, flow):
-    import threading
-
     ws, (user,) = world.workspace(balance="10.00")
     leads = world.leads(1)
     service = PurchaseService(pool, flow)
-    barrier = threading.Barrier(4)
-    outcomes: list[object] = []
 
-    def go():
-        barrier.wait()
+    def go(_: int) -> object:
         try:
-            outcomes.append(service.purchase(req(ws, user, leads, "storm")))
+            return service.purchase(req(ws, user, leads, "storm"))
         except DomainError as exc:
-            outcomes.append(exc.code)
+            return exc.code
 
-    threads = [threading.Thread(target=go) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes, spans = release_together(4, go)
+    # Every thread answered: a result, or the documented in-progress refusal, nothing else.
+    assert len(outcomes) == 4
+    refusals = [o for o in outcomes if isinstance(o, str)]
     results = [o for o in outcomes if not isinstance(o, str)]
-    assert results and all(o == "purchase_in_progress" for o in outcomes if isinstance(o, str))
-    assert len({r.purchase_id for r in results}) == 1
+    assert all(isinstance(r, PurchaseResult) for r in results), outcomes
+    assert refusals == ["purchase_in_progress"] * len(refusals)
+    assert results and len({r.purchase_id for r in results}) == 1
+    assert max_overlap(spans) > 1, "the repeats never overlapped: nothing was raced"
     assert world.balance(ws) == Decimal("9.00") == ledger_sum(conn, ws)
 
 
