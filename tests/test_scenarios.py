@@ -143,7 +143,7 @@ BAD = [
         "steps[0].leads_per_purchase",
         "need 4 leads",
     ),
-    (BASE + STEP.replace('"purchase"', '"refund"'), "steps[0].action", "not one of"),
+    (BASE + STEP.replace('"purchase"', '"teleport"'), "steps[0].action", "not one of"),
     (BASE + STEP.replace('"purchase"', '"crash_purchase"'), "steps[0].after", "missing"),
     (
         BASE + STEP.replace('"purchase"', '"crash_purchase"') + 'after = "mark_sold"\n'
