@@ -508,7 +508,7 @@ def crash_purchase(
 
 def mark_sold(state: State, label: str) -> tuple[State, Answer]:
     """The stepwise flow's third step on its own: count a pending purchase's leads sold,
-    once, after its items are recorded. Answers how many leads were counted, or
+    once, after its items are recorded. Answers ``marked`` (every lead counted), or
     ``not_pending`` for a purchase already completed or refunded (nothing changes).
 
     Precondition (the only way the flow reaches this step): a pending purchase has its
@@ -518,7 +518,7 @@ def mark_sold(state: State, label: str) -> tuple[State, Answer]:
         return state, "not_pending"
     if p.marked or not p.items:
         raise ValueError(f"mark_sold precondition: {label} is marked or has no items")
-    return _count_sold(state, label, +1), len(p.leads)
+    return _count_sold(state, label, +1), "marked"
 
 
 def complete(state: State, label: str) -> tuple[State, Answer]:

@@ -43,9 +43,11 @@ FROM marketplace_purchases
 WHERE id = %(purchase_id)s;
 
 -- name: get_purchased_leads
--- The buyer's own purchase only: another workspace asking gets no rows. The shape is
--- the one purchase_response_leads (0004) builds; tests hold the two together. Not a call
--- of that function because the legacy flow uses this and must need nothing beyond 0001.
+-- The buyer's own completed purchase only: another workspace asking gets no rows, and so
+-- does a purchase still pending or refunded (a refunded purchase keeps its items as
+-- history; they are not deliverable). The shape is the one purchase_response_leads
+-- builds; tests hold the two together. Not a call of that function because the legacy
+-- flow uses this and must need nothing beyond 0001.
 SELECT jsonb_build_object(
          'lead_id', l.id::text,
          'email', l.email,
@@ -60,6 +62,7 @@ FROM marketplace_purchases p
 JOIN marketplace_purchase_items i ON i.purchase_id = p.id
 JOIN leads l ON l.id = i.lead_id
 WHERE p.id = %(purchase_id)s AND p.buyer_workspace_id = %(workspace_id)s
+  AND p.status = 'completed'
 ORDER BY l.id;
 
 -- name: add_credits

@@ -36,30 +36,30 @@ SELECT reconcile_purchase(%(purchase_id)s, %(config)s)
 SELECT p.buyer_workspace_id, purchase_response_leads(p.id)
 FROM marketplace_purchases p WHERE p.id = %(purchase_id)s
 
--- The state the model is compared with (harness.money.model.Observation) -----------------
+-- name: observe
+-- The state the model is compared with (harness.money.model.Observation), in one round
+-- trip: every part as a JSON array of rows (money as text, so no float on the way).
+SELECT
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(w.name, c.balance::text, c.total_used::text)), '[]')
+   FROM workspaces w LEFT JOIN workspace_credits c ON c.workspace_id = w.id) AS accounts,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(workspace_id, entry_type, amount::text)), '[]')
+   FROM (SELECT workspace_id, entry_type::text AS entry_type, sum(amount) AS amount
+         FROM credit_ledger GROUP BY workspace_id, entry_type) e) AS ledger,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(id, sold_count)), '[]') FROM leads) AS sold,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(lead_id, workspace_id, purchase_id)), '[]')
+   FROM lead_reservations) AS reservations,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(id, buyer_workspace_id, status::text,
+                                               total_price::text, purchase_response_leads(id))), '[]')
+   FROM marketplace_purchases) AS purchases,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(kind, payload ->> 'email', workspace_id,
+                                               purchase_id, status::text)), '[]')
+   FROM email_jobs) AS emails,
+  (SELECT coalesce(jsonb_agg(jsonb_build_array(workspace_id, idempotency_key, status,
+                                               purchase_id)), '[]')
+   FROM api_idempotency_keys) AS keys
 
 -- name: observe_accounts
 SELECT w.name, c.balance, c.total_used
 FROM workspaces w
 LEFT JOIN workspace_credits c ON c.workspace_id = w.id
 ORDER BY w.name
-
--- name: observe_ledger
-SELECT workspace_id, entry_type::text AS entry_type, sum(amount) AS amount
-FROM credit_ledger
-GROUP BY workspace_id, entry_type
-
--- name: observe_reservations
-SELECT lead_id, workspace_id, purchase_id FROM lead_reservations
-
--- name: observe_purchases
-SELECT id, buyer_workspace_id, status::text AS status, total_price,
-       purchase_response_leads(id) AS leads
-FROM marketplace_purchases
-
--- name: observe_emails
-SELECT kind, payload ->> 'email' AS email, workspace_id, purchase_id, status::text AS status
-FROM email_jobs
-
--- name: observe_keys
-SELECT workspace_id, idempotency_key, status, purchase_id FROM api_idempotency_keys

@@ -301,8 +301,10 @@ class Session:
         *,
         width: int = 1,
         migration_dirs: Sequence[str] | None = None,
+        smtp_url: str | None = None,
     ) -> None:
         self.dsn = dsn
+        self.smtp_url = smtp_url
         self.world = world
         self.flow = flow
         self.width = width
@@ -560,7 +562,8 @@ class Session:
     def run_worker(self, result: StepResult) -> None:
         from harness.outbox.worker import drain
 
-        with _smtp_url() as url:
+        with contextlib.ExitStack() as stack:
+            url = self.smtp_url or stack.enter_context(smtp_url())
             stats = drain(self.dsn, url, wait_for_backoff=True)
         result.detail["worker"] = _as_plain(stats)
         result.answer = stats.sent
@@ -582,76 +585,39 @@ class Session:
     def observe(self, conn: psycopg.Connection) -> model.Observation:
         """The database's side of the model's :class:`~harness.money.model.Observation`,
         in names and labels (a purchase no step labelled shows as ``?`` and its id)."""
-        ws_names = {v: k for k, v in self.world.workspaces.items()}
+        ws_names = {str(v): k for k, v in self.world.workspaces.items()}
+        leads = {str(k): v for k, v in self.lead_names.items()}
+        row = fetch_all(conn, MODULE, "observe")[0]
 
-        def rows(name: str) -> list[dict[str, Any]]:
-            return fetch_all(conn, MODULE, name)
+        def ws(value: str | None) -> str:
+            return ws_names.get(str(value), "?")
 
-        def label(pid: uuid.UUID | None) -> str:
-            return "" if pid is None else self.label_of(pid)
+        def label(value: str | None) -> str:
+            return "" if value is None else self.label_of(uuid.UUID(value))
+
+        def money(value: str | None) -> Decimal | None:
+            return None if value is None else Decimal(value)
 
         return model.Observation(
-            accounts=tuple(
-                sorted((r["name"], r["balance"], r["total_used"]) for r in rows("observe_accounts"))
-            ),
-            ledger=tuple(
-                sorted(
-                    (ws_names.get(r["workspace_id"], "?"), r["entry_type"], r["amount"])
-                    for r in rows("observe_ledger")
-                )
-            ),
-            sold=tuple(
-                sorted(
-                    (self.lead_names[r["id"]], r["sold_count"])
-                    for r in rows("sold_counts")
-                    if r["id"] in self.lead_names
-                )
-            ),
+            accounts=tuple(sorted((n, money(b), money(u)) for n, b, u in row["accounts"])),
+            ledger=tuple(sorted((ws(w), kind, Decimal(a)) for w, kind, a in row["ledger"])),
+            sold=tuple(sorted((leads[i], n) for i, n in row["sold"] if i in leads)),
             reservations=tuple(
-                sorted(
-                    (
-                        self.lead_names.get(r["lead_id"], "?"),
-                        ws_names.get(r["workspace_id"], "?"),
-                        label(r["purchase_id"]),
-                    )
-                    for r in rows("observe_reservations")
-                )
+                sorted((leads.get(i, "?"), ws(w), label(p)) for i, w, p in row["reservations"])
             ),
             purchases=tuple(
                 sorted(
-                    (
-                        label(r["id"]),
-                        ws_names.get(r["buyer_workspace_id"], "?"),
-                        r["status"],
-                        str(r["total_price"]),
-                        self.names(r["leads"] or []),
-                    )
-                    for r in rows("observe_purchases")
+                    (label(i), ws(w), status, price, self.names(delivered or []))
+                    for i, w, status, price, delivered in row["purchases"]
                 )
             ),
             emails=tuple(
                 sorted(
-                    (
-                        r["kind"],
-                        self.user_names.get(r["email"], r["email"] or ""),
-                        ws_names.get(r["workspace_id"], "?"),
-                        label(r["purchase_id"]),
-                        r["status"],
-                    )
-                    for r in rows("observe_emails")
+                    (kind, self.user_names.get(email, email or ""), ws(w), label(p), status)
+                    for kind, email, w, p, status in row["emails"]
                 )
             ),
-            keys=tuple(
-                sorted(
-                    (
-                        ws_names.get(r["workspace_id"], "?"),
-                        r["idempotency_key"],
-                        r["status"],
-                        label(r["purchase_id"]),
-                    )
-                    for r in rows("observe_keys")
-                )
-            ),
+            keys=tuple(sorted((ws(w), key, status, label(p)) for w, key, status, p in row["keys"])),
         )
 
 
@@ -741,7 +707,7 @@ def expectation_mismatches(step: Step, answer: model.Answer) -> list[str]:
 
 
 @contextlib.contextmanager
-def _smtp_url() -> Iterator[str]:
+def smtp_url() -> Iterator[str]:
     """HARNESS_SMTP_URL when set, else a local sink that accepts every message."""
     url = env.read("HARNESS_SMTP_URL")
     if url:
@@ -854,4 +820,5 @@ __all__ = [
     "run_scenario",
     "run_scenarios",
     "show_answer",
+    "smtp_url",
 ]

@@ -1,0 +1,553 @@
+"""The whole money lifecycle, step by step against the model (``model.lifecycle``).
+
+A :class:`hypothesis.stateful.RuleBasedStateMachine` drives a small world (three
+workspaces, six leads with ``max_sales`` 1, 2 and none, an outsider) through every
+operation :mod:`harness.money.model` defines: purchases through the atomic and stepwise
+flows, with and without idempotency keys (so replays, mismatches, purchases in progress
+and retries of failed attempts happen), the stepwise flow cut after each step, top-ups,
+the lifecycle functions called directly on purchases in every state (``refund_purchase``,
+``complete_purchase``, ``reconcile_purchase``, the mark step), what a purchase delivers,
+reconcile, the email worker, and a rollback and re-apply of the latest migration. Each
+step runs through the scenario runner's :class:`~harness.drivers.scenarios.runner.Session`
+(the code ``harness scenario run`` uses) and then: the database's answer must equal the
+model's, the database's state must equal the model's (:class:`~harness.money.model.
+Observation`), and the invariant checker must find nothing the model does not expect.
+
+A failure is shrunk by hypothesis to a short sequence, reported one line per step, and
+available as a scenario (:attr:`ModelFailure.scenario`) that replays it: every step
+carries the model's answer as its expectation, ``[expect]`` the model's final state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis import strategies as st
+from hypothesis.errors import HypothesisDeprecationWarning
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from harness import db, testing
+from harness.drivers.scenarios.format import (
+    Expect,
+    LeadSpec,
+    Scenario,
+    Step,
+    WorkspaceSpec,
+    dump,
+    model_world,
+)
+from harness.drivers.scenarios.runner import Session, World, show_answer, smtp_url
+from harness.money import model
+from harness.money.invariants import Violation, check_invariants
+from harness.money.repository import KeyStatus, PurchaseStatus
+
+# Hypothesis keeps global state: one state machine (or @given test) at a time.
+HYPOTHESIS_LOCK = threading.Lock()
+
+DEFAULT_EXAMPLES = 12
+DEFAULT_STEPS = 18
+SHRINK_SECONDS = 60.0
+FLOWS = ("atomic", "stepwise")
+KEYS = (None, None, "k1", "k2")
+AMOUNTS = (Decimal("0.50"), Decimal("1.00"), Decimal("2.50"))
+
+# The world: w1 and w2 open with credits, w3 with no credits account; x-* are exclusive
+# (max_sales 1), y-* may sell twice, z-* without limit; "stranger" belongs nowhere.
+WORLD = Scenario(
+    path=Path("model-lifecycle.toml"),
+    name="model-lifecycle",
+    description="",
+    flow=None,
+    workspaces=(
+        WorkspaceSpec("w1", Decimal("4.00"), 2),
+        WorkspaceSpec("w2", Decimal("2.00"), 1),
+        WorkspaceSpec("w3", None, 1),
+    ),
+    partners=(),
+    leads=(
+        LeadSpec("x", 2, Decimal("1.00"), None, 1, 0),
+        LeadSpec("y", 2, Decimal("1.50"), None, 2, 0),
+        LeadSpec("z", 2, Decimal("0.50"), None, None, 0),
+    ),
+    steps=(Step(0, "purchase", workspaces=("w1",), leads=(("x-0",),), user="stranger"),),
+    expect=Expect(),
+)
+MEMBERS = {ws.name: tuple(ws.member_names) for ws in WORLD.workspaces}
+LEADS = tuple(WORLD.lead_names)
+
+
+class ModelFailure(AssertionError):
+    """The database and the model disagree. ``steps`` is the sequence that shows it, one
+    line per step; ``scenario`` replays it as a file."""
+
+    def __init__(self, problem: str, steps: list[str], scenario: Scenario) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.steps = steps
+        self.scenario = scenario
+
+    @property
+    def detail(self) -> str:
+        lines = [f"{i + 1:>2}. {line}" for i, line in enumerate(self.steps)]
+        return f"{self.problem}\nafter {len(self.steps)} step(s):\n" + "\n".join(lines)
+
+
+@dataclass
+class Report:
+    """What a passing run did."""
+
+    examples: int = 0
+    steps: int = 0
+    actions: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def lifecycle_step(step: Step, answer: model.Answer, label: str | None) -> Step:
+    """``step`` as a file records it: the model's ``answer`` as its expectation, and its
+    ``label`` only when the model says it made that purchase."""
+    made = isinstance(answer, model.Bought | model.Crashed) and answer.purchase == label
+    if isinstance(answer, model.Bought) and answer.replayed:
+        made = False
+    step = replace(step, label=label if made else None)
+    if isinstance(answer, model.Bought):
+        return replace(
+            step,
+            expect="replayed" if answer.replayed else "ok",
+            expect_balance=answer.new_balance,
+            expect_leads=answer.leads,
+            expect_purchase=answer.purchase if answer.replayed else None,
+        )
+    if isinstance(answer, model.Crashed):
+        return replace(step, expect="crashed", expect_purchase=None if made else answer.purchase)
+    if isinstance(answer, model.Refused):
+        return replace(step, expect=answer.code)
+    if isinstance(answer, model.Reconciled):
+        return replace(
+            step,
+            expect_completed=tuple(sorted(answer.completed)),
+            expect_refunded=tuple(sorted(answer.refunded)),
+            expect_emailed=tuple(sorted(answer.emails_queued)),
+        )
+    if isinstance(answer, model.Delivered):
+        return replace(step, expect_leads=answer.to_asker)
+    if isinstance(answer, Decimal):
+        return replace(step, expect_balance=answer)
+    if step.action in ("refund", "complete", "reconcile_purchase", "mark_sold"):
+        return replace(step, expect=str(answer))
+    return step
+
+
+def final_expect(state: model.State) -> Expect:
+    """The model's final state as a scenario's ``[expect]``."""
+    world = state.world
+    return Expect(
+        balances={
+            ws.name: state.accounts[ws.name].balance
+            for ws in world.workspaces
+            if ws.name in state.accounts
+        },
+        total_used={
+            ws.name: state.accounts[ws.name].total_used
+            for ws in world.workspaces
+            if ws.name in state.accounts
+        },
+        sold=dict(sorted(state.sold.items())),
+        statuses={label: p.status.value for label, p in sorted(state.purchases.items())},
+        emails={
+            "queued": len(state.emails),
+            "sent": sum(1 for e in state.emails if e.status == "sent"),
+        },
+        invariants="hold",
+    )
+
+
+def as_scenario(
+    steps: list[Step], state: model.State, *, name: str, description: str, flow: str | None
+) -> Scenario:
+    """A sequence as a scenario file replays it. A scenario is judged with every purchase
+    settled, so a sequence that leaves one unsettled ends with a reconcile (and the
+    model's answer to it)."""
+    steps = [replace(s, index=i) for i, s in enumerate(steps)]
+    unsettled = (
+        any(p.status is PurchaseStatus.PENDING for p in state.purchases.values())
+        or bool(owed_emails(state))
+        or any(k.status is KeyStatus.PROCESSING for k in state.keys.values())
+    )
+    if unsettled:
+        state, answer = model.reconcile(state)
+        steps.append(lifecycle_step(Step(len(steps), "reconcile"), answer, None))
+    return replace(
+        WORLD,
+        path=Path(f"{name}.toml"),
+        name=name,
+        description=description,
+        flow=flow,
+        steps=tuple(steps),
+        expect=final_expect(state),
+    )
+
+
+def owed_emails(state: model.State) -> set[str]:
+    """Purchases the model says are completed without their confirmation email yet (the
+    stepwise flow cut after "complete", or ``complete_purchase`` called directly):
+    reconcile queues it. The checker's ``confirmation_email_missing`` is expected for
+    them until then."""
+    return {
+        p.label
+        for p in state.purchases.values()
+        if p.status is PurchaseStatus.COMPLETED and not state.emailed(p.label)
+    }
+
+
+class Run:
+    """One database and session shared by every example of a run; reset between them."""
+
+    def __init__(self, dsn: str, migration_dirs: list[str] | None, flows: tuple[str, ...]):
+        self.dsn = dsn
+        self.flows = flows
+        self.stack = contextlib.ExitStack()
+        try:
+            # One connection to read states and judge invariants (its statements get
+            # prepared after a few runs), one mail sink for every worker run.
+            self.conn = self.stack.enter_context(db.connect(dsn))
+            self.world = World.build(self.conn, WORLD)
+            url = self.stack.enter_context(smtp_url())
+            self.session = Session(
+                dsn, self.world, flows[0], migration_dirs=migration_dirs, smtp_url=url
+            )
+            self.stack.callback(self.session.close)
+        except BaseException:
+            self.stack.close()
+            raise
+        self.model_world = model_world(WORLD)
+        self.report = Report()
+
+    def close(self) -> None:
+        self.stack.close()
+
+    def reset(self) -> None:
+        """Back to the world as built: no purchases, keys, emails, ledger or sales, the
+        opening balances as top-ups (as the scenario builder makes them)."""
+        conn = self.conn
+        with conn.transaction():
+            for statement in db.queries("verify_model")["reset"].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            builder = testing.World(conn)
+            for spec in WORLD.workspaces:
+                if spec.balance is not None:
+                    builder.account(self.world.workspaces[spec.name], spec.balance)
+        self.session.labels.clear()
+        self.session.ids.clear()
+        self.session.requested.clear()
+
+
+def machine(run: Run) -> type[RuleBasedStateMachine]:
+    """The state machine class for ``run`` (hypothesis instantiates it per example)."""
+
+    class Lifecycle(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.state = model.initial(run.model_world)
+            self.log: list[str] = []
+            self.steps: list[Step] = []
+            self.reapplied = False
+
+        @initialize()
+        def start(self) -> None:
+            run.reset()
+            run.report.examples += 1
+            self.check("the world as built", None, None)
+
+        # -- the driving -------------------------------------------------------------
+
+        def act(self, step: Step, op: Any, *args: Any) -> None:
+            """Run ``step`` against the database and ``op(state, *args)`` against the
+            model, then compare answers, states and invariants."""
+            step = replace(step, index=len(self.steps))
+            proposed = self.state.next_label()
+            if step.action in ("purchase", "crash_purchase"):
+                args = (*args, proposed)
+                step = replace(step, label=proposed)
+            new_state, expected = op(self.state, *args)
+            result = run.session.run(step)
+            recorded = lifecycle_step(step, expected, proposed)
+            self.steps.append(recorded)
+            self.log.append(f"{describe(recorded)} -> {show_answer(expected)}")
+            run.report.steps += 1
+            run.report.actions[step.action] = run.report.actions.get(step.action, 0) + 1
+            self.state = new_state
+            self.check(describe(recorded), expected, result.answer, result.unexpected)
+
+        def check(
+            self,
+            what: str,
+            expected: model.Answer,
+            got: model.Answer,
+            unexpected: list[str] | None = None,
+        ) -> None:
+            problem = None
+            if got != expected:
+                problem = (
+                    f"answer: the model says {show_answer(expected)}, "
+                    f"the database {show_answer(got)}"
+                )
+                if unexpected:
+                    problem += f" ({'; '.join(unexpected)})"
+            if problem is None:
+                actual = run.session.observe(run.conn)
+                differences = model.observe(self.state).differences(actual)
+                if differences:
+                    problem = "state: " + "; ".join(differences)
+                else:
+                    found = unexpected_violations(check_invariants(run.conn), self.state, run)
+                    if found:
+                        problem = "invariants: " + "; ".join(f"{v.name}: {v.detail}" for v in found)
+            if problem is not None:
+                scenario = as_scenario(
+                    self.steps,
+                    self.state,
+                    name="model-lifecycle-failure",
+                    description=f"model.lifecycle found: {problem}"[:500],
+                    flow=None,
+                )
+                raise ModelFailure(f"{what}: {problem}", list(self.log), scenario)
+
+        def pick(self, data: st.DataObject, pending_only: bool = False) -> str:
+            labels = sorted(
+                label
+                for label, p in self.state.purchases.items()
+                if not pending_only or p.status is PurchaseStatus.PENDING
+            )
+            return str(data.draw(st.sampled_from(labels)))
+
+        # -- rules -------------------------------------------------------------------
+
+        @rule(
+            flow=st.sampled_from(run.flows),
+            ws=st.sampled_from(sorted(MEMBERS)),
+            data=st.data(),
+            leads=st.lists(st.sampled_from(LEADS), min_size=1, max_size=2, unique=True),
+            key=st.sampled_from(KEYS),
+        )
+        def purchase(
+            self, flow: str, ws: str, data: st.DataObject, leads: list[str], key: str | None
+        ) -> None:
+            user = data.draw(st.sampled_from((*MEMBERS[ws], "stranger")))
+            step = Step(
+                0,
+                "purchase",
+                workspaces=(ws,),
+                user=user,
+                leads=(tuple(leads),),
+                idempotency_key=key,
+                flow=flow,
+            )
+            self.act(step, model.purchase, model.Request(ws, user, tuple(leads), key))
+
+        @rule(
+            ws=st.sampled_from(sorted(MEMBERS)),
+            leads=st.lists(st.sampled_from(LEADS), min_size=1, max_size=2, unique=True),
+            key=st.sampled_from(KEYS),
+            after=st.sampled_from(model.CRASH_POINTS),
+        )
+        def crash_purchase(self, ws: str, leads: list[str], key: str | None, after: str) -> None:
+            user = MEMBERS[ws][0]
+            step = Step(
+                0,
+                "crash_purchase",
+                workspaces=(ws,),
+                user=user,
+                leads=(tuple(leads),),
+                idempotency_key=key,
+                after=after,
+            )
+            request = model.Request(ws, user, tuple(leads), key)
+            self.act(
+                step, lambda s, r, a, label: model.crash_purchase(s, r, a, label), request, after
+            )
+
+        @rule(ws=st.sampled_from(sorted(MEMBERS)), amount=st.sampled_from(AMOUNTS))
+        def topup(self, ws: str, amount: Decimal) -> None:
+            step = Step(0, "topup", workspaces=(ws,), amount=amount)
+            self.act(step, model.top_up, ws, amount)
+
+        @precondition(lambda self: self.state.purchases)
+        @rule(action=st.sampled_from(("refund", "complete", "reconcile_purchase")), data=st.data())
+        def lifecycle(self, action: str, data: st.DataObject) -> None:
+            label = self.pick(data)
+            op = {
+                "refund": model.refund,
+                "complete": model.complete,
+                "reconcile_purchase": model.reconcile_purchase,
+            }[action]
+            self.act(Step(0, action, purchase=label), op, label)
+
+        @precondition(
+            lambda self: any(
+                p.status is PurchaseStatus.PENDING and p.items and not p.marked
+                for p in self.state.purchases.values()
+            )
+        )
+        @rule(data=st.data())
+        def mark_sold(self, data: st.DataObject) -> None:
+            labels = sorted(
+                label
+                for label, p in self.state.purchases.items()
+                if p.status is PurchaseStatus.PENDING and p.items and not p.marked
+            )
+            label = data.draw(st.sampled_from(labels))
+            self.act(Step(0, "mark_sold", purchase=label), model.mark_sold, label)
+
+        @precondition(lambda self: self.state.purchases)
+        @rule(data=st.data(), asker=st.sampled_from(sorted(MEMBERS)))
+        def leads(self, data: st.DataObject, asker: str) -> None:
+            label = self.pick(data)
+            buyer = self.state.purchases[label].workspace
+            step = Step(0, "leads", purchase=label, workspaces=() if asker == buyer else (asker,))
+            self.act(step, model.leads, label, asker)
+
+        @rule()
+        def reconcile(self) -> None:
+            self.act(Step(0, "reconcile"), model.reconcile)
+
+        @precondition(lambda self: any(e.status == "queued" for e in self.state.emails))
+        @rule()
+        def run_worker(self) -> None:
+            self.act(Step(0, "run_worker"), model.run_worker)
+
+        @precondition(
+            lambda self: (
+                not self.reapplied
+                and any(p.status is PurchaseStatus.PENDING for p in self.state.purchases.values())
+            )
+        )
+        @rule()
+        def reapply(self) -> None:
+            self.reapplied = True
+            self.act(Step(0, "reapply"), model.reapply)
+
+    return Lifecycle
+
+
+def describe(step: Step) -> str:
+    """One step as one line: ``purchase w1 as w1-0 x-0,z-1 key k1 (atomic) as p1``."""
+    if step.action in ("purchase", "crash_purchase"):
+        leads = ",".join(step.leads[0]) if step.leads else "?"
+        text = f"{step.action} {step.workspaces[0]} as {step.user} {leads}"
+        if step.idempotency_key:
+            text += f" key {step.idempotency_key}"
+        if step.after:
+            text += f" after {step.after}"
+        elif step.flow:
+            text += f" ({step.flow})"
+        return text + (f" as {step.label}" if step.label else "")
+    if step.action == "topup":
+        return f"topup {step.workspaces[0]} {step.amount}"
+    if step.action == "leads":
+        asker = f" asked by {step.workspaces[0]}" if step.workspaces else ""
+        return f"leads of {step.purchase}{asker}"
+    if step.purchase:
+        return f"{step.action} {step.purchase}"
+    return step.action
+
+
+def unexpected_violations(found: list[Violation], state: model.State, run: Run) -> list[Violation]:
+    """The checker's violations less the ones the model expects: a confirmation email
+    owed to a purchase completed by a crash or a direct ``complete_purchase``."""
+    owed = owed_emails(state)
+    out = []
+    for v in found:
+        if v.name == "confirmation_email_missing":
+            labels = {run.session.labels.get(r["purchase_id"]) for r in v.rows}
+            if labels <= owed and all(r["confirmation_jobs"] == 0 for r in v.rows):
+                continue
+        out.append(v)
+    return out
+
+
+@contextlib.contextmanager
+def shrink_budget(seconds: float) -> Iterator[None]:
+    """Bound hypothesis's shrinking in time (its default allows five minutes): a
+    failure's sequence is shrunk for at most ``seconds``."""
+    try:
+        from hypothesis.internal.conjecture import engine
+    except ImportError:  # pragma: no cover - a hypothesis without the knob
+        yield
+        return
+    saved = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    if saved is None:
+        yield
+        return
+    engine.MAX_SHRINKING_SECONDS = int(seconds)
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = saved
+
+
+def run_lifecycle(
+    dsn: str,
+    *,
+    seed_value: int = 0,
+    examples: int = DEFAULT_EXAMPLES,
+    steps: int = DEFAULT_STEPS,
+    migration_dirs: list[str] | None = None,
+    flows: tuple[str, ...] = FLOWS,
+    shrink_seconds: float = SHRINK_SECONDS,
+) -> Report:
+    """Run the state machine against the migrated database ``dsn`` (which it empties of
+    purchases between examples). Raises :class:`ModelFailure` with the shrunk sequence."""
+    started = time.perf_counter()
+    run = Run(dsn, migration_dirs, flows)
+    try:
+        cls = seed(seed_value)(machine(run))
+        config = settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            database=None,
+            deadline=None,
+            derandomize=False,
+            phases=[Phase.explicit, Phase.generate, Phase.shrink],
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+            report_multiple_bugs=False,
+            print_blob=False,
+        )
+        with HYPOTHESIS_LOCK, warnings.catch_warnings(), shrink_budget(shrink_seconds):
+            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+            run_state_machine_as_test(cls, settings=config)
+    finally:
+        run.close()
+    run.report.seconds = time.perf_counter() - started
+    return run.report
+
+
+__all__ = [
+    "DEFAULT_EXAMPLES",
+    "DEFAULT_STEPS",
+    "HYPOTHESIS_LOCK",
+    "WORLD",
+    "ModelFailure",
+    "Report",
+    "as_scenario",
+    "describe",
+    "dump",
+    "lifecycle_step",
+    "run_lifecycle",
+]
