@@ -131,6 +131,22 @@ def output_path(text: str) -> str:
     return str(path)
 
 
+def output_dir(text: str) -> str:
+    """A directory files will be written in: one that exists and is writable, or can be
+    made under a writable ancestor. Checked before any work starts."""
+    if not text.strip():
+        raise ValueError("an empty path")
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{text} is not a directory")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{text}: cannot write in {parent}")
+    return str(path)
+
+
 def input_path(text: str) -> str:
     if not Path(text).expanduser().is_file():
         raise ValueError(f"no such file: {text}")
@@ -233,6 +249,18 @@ declare(
 )
 declare("HARNESS_VERIFY_KEEP", values.flag, "leave the scratch databases", False, group=V)
 declare("HARNESS_VERIFY_JOBS", values.whole(1, 32), "checks run at once", 3, group=V)
+declare(
+    "HARNESS_VERIFY_FLOW",
+    values.choice("atomic", "stepwise", "legacy"),
+    "the purchase flow the model.* checks drive (default: the project's, atomic and stepwise)",
+    group=V,
+)
+declare(
+    "HARNESS_VERIFY_SAVE_FAILURES",
+    output_dir,
+    "write each failing model.* sequence here, as a scenario file",
+    group=V,
+)
 declare(
     "HARNESS_LINT_VERBOSE",
     values.flag,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.cli.common import Target, add, command, database, note, say
@@ -25,6 +26,8 @@ class VerifySettings(Target):
     seed: int = 0
     keep: bool = False
     jobs: int = DEFAULT_JOBS
+    flow: str | None = None
+    save_failures: str | None = None
 
 
 def run_verify(s: VerifySettings) -> int:
@@ -46,6 +49,8 @@ def run_verify(s: VerifySettings) -> int:
             seed=s.seed,
             keep=s.keep,
             jobs=s.jobs,
+            purchase_flow=s.flow,
+            save_failures=Path(s.save_failures) if s.save_failures else None,
             on_result=on_result,
             on_note=note,
         )
@@ -66,7 +71,7 @@ def register(sub: Any) -> None:
         database=True,
         help="prove the money functions safe, or show why not",
         description="Migrate a scratch database with the migration set, then run every "
-        "check against clones of it: contract, input, concurrency, faults, queue, "
+        "check against clones of it: contract, input, concurrency, faults, queue, model, "
         "security, invariants, rollback, migrations. With --dsn only scratch databases "
         "harness_verify_* are written, and dropped afterwards.",
         epilog=EXIT_HELP,
@@ -108,4 +113,20 @@ def register(sub: Any) -> None:
         type=whole(1, 32),
         env_var="HARNESS_VERIFY_JOBS",
         help=f"checks run at once (default {DEFAULT_JOBS})",
+    )
+    add(
+        p,
+        "--flow",
+        metavar="FLOW",
+        env_var="HARNESS_VERIFY_FLOW",
+        help="the purchase flow the model.* checks drive: atomic, stepwise or legacy "
+        "(default: the project's flows, atomic and stepwise)",
+    )
+    add(
+        p,
+        "--save-failures",
+        metavar="DIR",
+        env_var="HARNESS_VERIFY_SAVE_FAILURES",
+        help="write each failing model.* sequence into DIR as a scenario file that "
+        "`harness scenario run` replays",
     )

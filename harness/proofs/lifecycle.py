@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, reject, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.stateful import (
@@ -59,8 +59,11 @@ from harness.money.repository import KeyStatus, PurchaseStatus
 # Hypothesis keeps global state: one state machine (or @given test) at a time.
 HYPOTHESIS_LOCK = threading.Lock()
 
-DEFAULT_EXAMPLES = 12
+DEFAULT_EXAMPLES = 16
 DEFAULT_STEPS = 18
+# Generation stops starting new sequences after this long (the examples run are the
+# seed's first ones); a failure found is still shrunk, for at most SHRINK_SECONDS.
+DEFAULT_BUDGET_SECONDS = 12.0
 SHRINK_SECONDS = 60.0
 FLOWS = ("atomic", "stepwise")
 KEYS = (None, None, "k1", "k2")
@@ -112,6 +115,7 @@ class Report:
     """What a passing run did."""
 
     examples: int = 0
+    skipped: int = 0  # sequences generated after the time budget ran out, not run
     steps: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -177,7 +181,13 @@ def final_expect(state: model.State) -> Expect:
 
 
 def as_scenario(
-    steps: list[Step], state: model.State, *, name: str, description: str, flow: str | None
+    steps: list[Step],
+    state: model.State,
+    *,
+    name: str,
+    description: str,
+    flow: str | None,
+    world: Scenario = WORLD,
 ) -> Scenario:
     """A sequence as a scenario file replays it. A scenario is judged with every purchase
     settled, so a sequence that leaves one unsettled ends with a reconcile (and the
@@ -192,7 +202,7 @@ def as_scenario(
         state, answer = model.reconcile(state)
         steps.append(lifecycle_step(Step(len(steps), "reconcile"), answer, None))
     return replace(
-        WORLD,
+        world,
         path=Path(f"{name}.toml"),
         name=name,
         description=description,
@@ -215,27 +225,43 @@ def owed_emails(state: model.State) -> set[str]:
 
 
 class Run:
-    """One database and session shared by every example of a run; reset between them."""
+    """One database and session shared by every example (or history) of a run, reset
+    between them; ``width`` pooled connections for steps run at once."""
 
-    def __init__(self, dsn: str, migration_dirs: list[str] | None, flows: tuple[str, ...]):
+    def __init__(
+        self,
+        dsn: str,
+        migration_dirs: list[str] | None,
+        flows: tuple[str, ...],
+        world: Scenario = WORLD,
+        width: int = 1,
+    ):
         self.dsn = dsn
         self.flows = flows
+        self.scenario = world
         self.stack = contextlib.ExitStack()
         try:
             # One connection to read states and judge invariants (its statements get
             # prepared after a few runs), one mail sink for every worker run.
             self.conn = self.stack.enter_context(db.connect(dsn))
-            self.world = World.build(self.conn, WORLD)
+            self.world = World.build(self.conn, world)
             url = self.stack.enter_context(smtp_url())
             self.session = Session(
-                dsn, self.world, flows[0], migration_dirs=migration_dirs, smtp_url=url
+                dsn,
+                self.world,
+                flows[0],
+                width=width,
+                migration_dirs=migration_dirs,
+                smtp_url=url,
             )
             self.stack.callback(self.session.close)
         except BaseException:
             self.stack.close()
             raise
-        self.model_world = model_world(WORLD)
+        self.model_world = model_world(world)
         self.report = Report()
+        self.deadline: float | None = None
+        self.failed = False
 
     def close(self) -> None:
         self.stack.close()
@@ -249,7 +275,7 @@ class Run:
                 if statement.strip():
                     conn.execute(statement)
             builder = testing.World(conn)
-            for spec in WORLD.workspaces:
+            for spec in self.scenario.workspaces:
                 if spec.balance is not None:
                     builder.account(self.world.workspaces[spec.name], spec.balance)
         self.session.labels.clear()
@@ -270,6 +296,11 @@ def machine(run: Run) -> type[RuleBasedStateMachine]:
 
         @initialize()
         def start(self) -> None:
+            # Out of time and nothing found: further sequences are discarded unrun (a
+            # failure found earlier is shrunk whatever the time).
+            if not run.failed and run.deadline is not None and time.perf_counter() > run.deadline:
+                run.report.skipped += 1
+                reject()
             run.reset()
             run.report.examples += 1
             self.check("the world as built", None, None)
@@ -326,6 +357,7 @@ def machine(run: Run) -> type[RuleBasedStateMachine]:
                     description=f"model.lifecycle found: {problem}"[:500],
                     flow=None,
                 )
+                run.failed = True
                 raise ModelFailure(f"{what}: {problem}", list(self.log), scenario)
 
         def pick(self, data: st.DataObject, pending_only: bool = False) -> str:
@@ -510,11 +542,14 @@ def run_lifecycle(
     migration_dirs: list[str] | None = None,
     flows: tuple[str, ...] = FLOWS,
     shrink_seconds: float = SHRINK_SECONDS,
+    budget_seconds: float | None = DEFAULT_BUDGET_SECONDS,
 ) -> Report:
     """Run the state machine against the migrated database ``dsn`` (which it empties of
     purchases between examples). Raises :class:`ModelFailure` with the shrunk sequence."""
     started = time.perf_counter()
     run = Run(dsn, migration_dirs, flows)
+    if budget_seconds is not None:
+        run.deadline = started + budget_seconds
     try:
         cls = seed(seed_value)(machine(run))
         config = settings(
@@ -545,6 +580,7 @@ __all__ = [
     "WORLD",
     "ModelFailure",
     "Report",
+    "Run",
     "as_scenario",
     "describe",
     "dump",

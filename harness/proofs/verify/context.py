@@ -37,6 +37,10 @@ class CheckContext:
     server_version: str = ""
     migrations: list[str] = field(default_factory=list)
     keep: bool = False
+    # The model.* checks: the flow they drive (None: the project's flows), and where a
+    # failing sequence is written as a scenario file (--flow, --save-failures).
+    purchase_flow: str | None = None
+    save_failures: Path | None = None
     _made: list[tuple[str, str, str, bool]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _current: threading.local = field(default_factory=threading.local, repr=False)
@@ -69,6 +73,21 @@ class CheckContext:
     def rng(self, check_id: str) -> random.Random:
         """A random source fixed by ``--seed`` and the check's id."""
         return random.Random(f"{self.seed}:{check_id}")
+
+    @property
+    def flows(self) -> tuple[str, ...]:
+        """The purchase flows the model checks drive."""
+        return (self.purchase_flow,) if self.purchase_flow else ("atomic", "stepwise")
+
+    def save_failure(self, check_id: str, text: str) -> Path | None:
+        """Write a failing check's sequence (a scenario file) into ``--save-failures``
+        DIR as ``<check id>.toml``; None when no directory was given."""
+        if self.save_failures is None:
+            return None
+        self.save_failures.mkdir(parents=True, exist_ok=True)
+        path = self.save_failures / f"{check_id}.toml"
+        path.write_text(text)
+        return path
 
     @property
     def server_major(self) -> int:

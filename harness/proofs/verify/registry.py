@@ -27,6 +27,7 @@ CHECK_MODULES: list[str] = [
     "harness.proofs.verify.checks.concurrency",
     "harness.proofs.verify.checks.faults",
     "harness.proofs.verify.checks.queue",
+    "harness.proofs.verify.checks.model",
     "harness.proofs.verify.checks.security",
     "harness.proofs.verify.checks.invariants",
     "harness.proofs.verify.checks.rollback",

@@ -27,7 +27,7 @@ from harness.proofs.verify.registry import (
 STATUSES = ("passed", "failed", "error", "skipped")
 DEFAULT_JOBS = 3
 # Long checks are started first so that the pool stays busy with the short ones.
-START_FIRST = ("concurrency", "faults", "queue", "input")
+START_FIRST = ("input", "model", "concurrency", "faults", "queue")
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ def run_suite(
     seed: int = 0,
     keep: bool = False,
     jobs: int = DEFAULT_JOBS,
+    purchase_flow: str | None = None,
+    save_failures: Path | None = None,
     on_start: Callable[[Check, int, int], None] | None = None,
     on_result: Callable[[CheckResult, int, int], None] | None = None,
     on_note: Callable[[str], None] | None = None,
@@ -126,6 +128,8 @@ def run_suite(
             server_version=version,
             migrations=applied,
             keep=keep,
+            purchase_flow=purchase_flow,
+            save_failures=save_failures,
         )
         report = Report(provider, version, applied)
         results: dict[str, CheckResult] = {}
