@@ -107,14 +107,25 @@ def test_balance_that_differs_from_its_ledger_is_reported(conn, shop):
     assert found[0].rows[0]["balance"] == Decimal("10.00")
 
 
+def pending_purchase(conn, ws, user, lead) -> uuid.UUID:
+    """A pending credit purchase of one lead at 1.00 written by hand (with its
+    reservation), the way a racy or broken function might leave one."""
+    pid = conn.execute(
+        "INSERT INTO marketplace_purchases (buyer_workspace_id, buyer_user_id, total_leads, "
+        "total_price, credits_used) VALUES (%s, %s, 1, 1.00, 1.00) RETURNING id",
+        (ws, user),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO lead_reservations (lead_id, workspace_id, purchase_id) VALUES (%s, %s, %s)",
+        (lead, ws, pid),
+    )
+    return pid
+
+
 def test_ledger_overdraft_is_reported_even_when_balance_and_ledger_agree(conn, world):
     ws, (user,) = world.workspace("late", balance=None)
     # A debit recorded before any credit: the ledger ran below zero.
-    conn.execute(
-        "INSERT INTO marketplace_purchases (buyer_workspace_id, buyer_user_id, total_leads, "
-        "total_price, credits_used) VALUES (%s, %s, 1, 1.00, 1.00)",
-        (ws, user),
-    )
+    pending_purchase(conn, ws, user, world.leads(1)[0])
     conn.execute("SELECT add_credits(%s, 1.00, 'late')", (ws,))
     conn.execute(
         "UPDATE workspace_credits SET balance = 0, total_used = 1 WHERE workspace_id = %s", (ws,)
@@ -129,12 +140,8 @@ def test_a_lost_update_shows_as_overdraft_and_ledger_mismatch(conn, world):
     """What the racy legacy flow leaves: two debits of 1.00 from a 1.00 balance, the second
     written over the first, so the balance says 0 while the ledger says -1."""
     ws, (user,) = world.workspace("racy", balance="1.00")
-    for _ in range(2):
-        conn.execute(
-            "INSERT INTO marketplace_purchases (buyer_workspace_id, buyer_user_id, "
-            "total_leads, total_price, credits_used) VALUES (%s, %s, 1, 1.00, 1.00)",
-            (ws, user),
-        )
+    for lead in world.leads(2):
+        pending_purchase(conn, ws, user, lead)
     conn.execute(
         "UPDATE workspace_credits SET balance = 0, total_used = 2 WHERE workspace_id = %s", (ws,)
     )
@@ -182,7 +189,8 @@ def test_completed_purchase_whose_items_do_not_add_up_is_reported(conn, shop):
 
 def test_completed_purchase_missing_an_item_is_reported(conn, shop):
     conn.execute("UPDATE marketplace_purchases SET total_leads = 3 WHERE id = %s", (shop["pa"],))
-    assert names(conn) == {"completed_purchase_items_mismatch"}
+    # Two reservations for three leads: the reservations say so too.
+    assert names(conn) == {"completed_purchase_items_mismatch", "purchase_reservations_mismatch"}
 
 
 def test_sold_count_that_differs_from_completed_sales_is_reported(conn, shop):
@@ -207,9 +215,169 @@ def test_pending_purchase_between_mark_sold_and_complete_is_tolerated(conn, shop
         (pid, shop["open2"]),
     )
     assert names(conn) == set()
-    conn.execute("SELECT mark_leads_sold_batch(%s::uuid[])", ([shop["open2"]],))
+    # Marked as the flows mark: the count and leads_marked_at in one transaction.
+    with conn.transaction():
+        conn.execute("SELECT mark_leads_sold_batch(%s::uuid[])", ([shop["open2"]],))
+        conn.execute(
+            "UPDATE marketplace_purchases SET leads_marked_at = now() WHERE id = %s", (pid,)
+        )
     assert names(conn) == set()
     assert names(conn, pending_timeout=timedelta(0)) == {"stuck_pending"}
+
+
+def test_a_pending_purchase_counted_sold_without_its_mark_is_reported(conn, shop):
+    """A sale counted for a pending purchase that does not record it: a refund would not
+    give it back (what rolling back 0004, which drops leads_marked_at, leaves)."""
+    pid = buy(conn, shop["a"], shop["ua"], [shop["open2"]], complete=False)
+    conn.execute(
+        "INSERT INTO marketplace_purchase_items (purchase_id, lead_id, "
+        "price_at_purchase) VALUES (%s, %s, 1.00)",
+        (pid, shop["open2"]),
+    )
+    conn.execute("SELECT mark_leads_sold_batch(%s::uuid[])", ([shop["open2"]],))
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["sold_count_mismatch"]
+    assert found[0].rows[0]["sold_count"] == 1 and found[0].rows[0]["pending_marked_sales"] == 0
+
+
+def refund_by_hand(conn, pid, *, release=True, give_back_sales=True) -> None:
+    """What refund_purchase does, step by step, so that a test can leave one out."""
+    ws, credits = conn.execute(
+        "SELECT buyer_workspace_id, credits_used FROM marketplace_purchases WHERE id = %s", (pid,)
+    ).fetchone()
+    conn.execute(
+        "UPDATE workspace_credits SET balance = balance + %s, total_used = total_used - %s "
+        "WHERE workspace_id = %s",
+        (credits, credits, ws),
+    )
+    conn.execute(
+        "UPDATE marketplace_purchases SET status = 'refunded', refunded_at = now(), "
+        "completed_at = NULL WHERE id = %s",
+        (pid,),
+    )
+    if release:
+        conn.execute("DELETE FROM lead_reservations WHERE purchase_id = %s", (pid,))
+    if give_back_sales:
+        conn.execute(
+            "UPDATE leads SET sold_count = sold_count - 1, first_sold_at = CASE WHEN "
+            "sold_count = 1 THEN NULL ELSE first_sold_at END WHERE id IN (SELECT lead_id "
+            "FROM marketplace_purchase_items WHERE purchase_id = %s)",
+            (pid,),
+        )
+    conn.execute("DELETE FROM email_jobs WHERE purchase_id = %s", (pid,))
+
+
+def test_a_refund_done_right_by_hand_holds_every_invariant(conn, shop):
+    refund_by_hand(conn, shop["pb"])
+    assert names(conn) == set()
+
+
+def test_a_refund_that_keeps_its_reservations_is_reported(conn, shop):
+    refund_by_hand(conn, shop["pb"], release=False)
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["refunded_purchase_holds_leads"]
+    assert found[0].rows[0]["purchase_id"] == shop["pb"]
+
+
+def test_a_refund_that_keeps_its_sales_is_reported(conn, shop):
+    refund_by_hand(conn, shop["pb"], give_back_sales=False)
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["sold_count_mismatch"]
+    assert found[0].rows[0]["lead_id"] == shop["open1"]
+
+
+def test_a_refunded_purchase_whose_leads_are_still_delivered_is_reported(conn, shop):
+    refund_by_hand(conn, shop["pb"])
+    # purchase_response_leads as 0004 wrote it: every item, whatever the status.
+    conn.execute(
+        """CREATE OR REPLACE FUNCTION purchase_response_leads(p_purchase_id uuid)
+        RETURNS jsonb LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+          SELECT coalesce(jsonb_agg(jsonb_build_object('lead_id', i.lead_id::text)), '[]')
+          FROM marketplace_purchase_items i WHERE i.purchase_id = p_purchase_id $$"""
+    )
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["unfinished_purchase_delivers_leads"]
+    assert found[0].rows[0]["purchase_id"] == shop["pb"]
+    assert found[0].rows[0]["status"] == "refunded"
+
+
+def test_the_delivery_check_is_skipped_only_without_purchase_response_leads(conn, shop):
+    conn.execute("DROP FUNCTION purchase_response_leads(uuid) CASCADE")
+    assert check_invariants(conn) == []
+
+
+def test_a_completed_purchase_with_an_item_it_did_not_reserve_is_reported(conn, shop):
+    conn.execute(
+        "UPDATE marketplace_purchase_items SET lead_id = %s WHERE purchase_id = %s",
+        (shop["open2"], shop["pb"]),
+    )
+    conn.execute(
+        "UPDATE leads SET sold_count = 1, first_sold_at = now() WHERE id IN (%s, %s)",
+        (shop["open1"], shop["open2"]),
+    )
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["completed_purchase_items_not_its_leads"]
+    assert found[0].rows[0]["item_leads"] == [shop["open2"]]
+    assert found[0].rows[0]["reserved_leads"] == [shop["open1"]]
+
+
+def test_a_reservation_held_for_another_workspace_is_reported(conn, shop):
+    conn.execute(
+        "UPDATE lead_reservations SET workspace_id = %s WHERE purchase_id = %s AND lead_id = %s",
+        (shop["b"], shop["pa"], shop["exclusive"]),
+    )
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["purchase_reservations_mismatch"]
+    assert found[0].rows[0]["for_another_workspace"] == 1
+
+
+def test_a_refund_without_its_ledger_entry_is_reported(conn, shop):
+    refund_by_hand(conn, shop["pb"])
+    conn.execute(
+        "DELETE FROM credit_ledger WHERE purchase_id = %s AND entry_type = 'refund'", (shop["pb"],)
+    )
+    conn.execute(
+        "UPDATE workspace_credits SET balance = balance - 1 WHERE workspace_id = %s", (shop["b"],)
+    )
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["refund_ledger_mismatch"]
+    assert found[0].rows[0]["refund_entries"] == 0
+
+
+def test_a_refund_entry_for_a_purchase_not_refunded_is_reported(conn, shop):
+    conn.execute(
+        "INSERT INTO credit_ledger (workspace_id, entry_type, amount, purchase_id) "
+        "VALUES (%s, 'refund', 1.00, %s)",
+        (shop["b"], shop["pb"]),
+    )
+    conn.execute(
+        "UPDATE workspace_credits SET balance = balance + 1 WHERE workspace_id = %s", (shop["b"],)
+    )
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["refund_ledger_mismatch"]
+    assert found[0].rows[0]["status"] == "completed"
+
+
+def test_idempotency_keys_that_contradict_their_purchase_are_reported(conn, shop):
+    refund_by_hand(conn, shop["pb"])
+    keys = (
+        ("ok", "completed", shop["pa"]),  # replays a completed purchase: fine
+        ("retry", "failed", shop["pb"]),  # its purchase was refunded: may run again, fine
+        ("done", "completed", shop["pb"]),  # would replay a purchase that was refunded
+        ("gone", "failed", shop["pa"]),  # would run again a purchase that completed
+    )
+    for key, status, pid in keys:
+        conn.execute(
+            "INSERT INTO api_idempotency_keys (workspace_id, idempotency_key, "
+            "request_fingerprint, status, purchase_id) VALUES (%s, %s, 'f', %s, %s)",
+            (shop["a"], key, status, pid),
+        )
+    found = check_invariants(conn)
+    assert [v.name for v in found] == ["idempotency_key_mismatch"]
+    assert {(r["idempotency_key"], r["purchase_status"]) for r in found[0].rows} == {
+        ("done", "refunded"),
+        ("gone", "completed"),
+    }
 
 
 def test_lead_sold_beyond_max_sales_is_reported(conn, shop):
@@ -242,10 +410,17 @@ def test_lead_bought_twice_by_one_workspace_is_reported(conn, shop):
         "VALUES ('purchase_confirmation', '{}', %s)",
         (pid,),
     )
-    found = check_invariants(conn)
-    assert [v.name for v in found] == ["lead_bought_twice"]
-    assert found[0].rows[0]["workspace"] == "a"
-    assert sorted(found[0].rows[0]["purchase_ids"]) == sorted([shop["pa"], pid])
+    found = {v.name: v for v in check_invariants(conn)}
+    # The second purchase cannot hold its own reservation (one per workspace and lead), so
+    # the reservation invariants see it too.
+    assert set(found) == {
+        "lead_bought_twice",
+        "completed_purchase_items_not_its_leads",
+        "purchase_reservations_mismatch",
+    }
+    rows = found["lead_bought_twice"].rows
+    assert rows[0]["workspace"] == "a"
+    assert sorted(rows[0]["purchase_ids"]) == sorted([shop["pa"], pid])
 
 
 def test_purchase_stuck_in_pending_is_reported_only_past_the_timeout(conn, shop):

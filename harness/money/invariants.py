@@ -27,17 +27,33 @@ INVARIANTS: dict[str, str] = {
     "purchases",
     "completed_purchase_items_mismatch": "a completed purchase's items match its total_leads "
     "and total_price",
-    "sold_count_mismatch": "a lead's sold_count equals its completed sales",
+    "sold_count_mismatch": "a lead's sold_count equals its live sales (completed purchases, "
+    "and pending ones whose leads were counted)",
     "max_sales_exceeded": "no lead is sold or held more often than its max_sales",
     "lead_bought_twice": "no workspace holds one lead through two non-refunded purchases",
     "stuck_pending": "no purchase stays pending longer than the timeout",
     "confirmation_email_missing": "every completed purchase has exactly one confirmation email job",
     "debit_without_purchase": "every purchase debit belongs to a credit purchase and takes "
     "exactly its credits, and every credit purchase has one debit",
+    "refunded_purchase_holds_leads": "a refunded purchase holds no reservation",
+    "unfinished_purchase_delivers_leads": "only a completed purchase delivers its leads (a "
+    "pending or refunded one's items are not deliverable)",
+    "completed_purchase_items_not_its_leads": "a completed purchase's items are exactly the "
+    "leads it reserved",
+    "purchase_reservations_mismatch": "a pending or completed purchase holds one reservation "
+    "per lead, for its buyer's workspace",
+    "refund_ledger_mismatch": "a refunded credit purchase has exactly one refund entry of its "
+    "credits, and no other purchase has one",
+    "idempotency_key_mismatch": "a completed idempotency key names a completed purchase, a "
+    "failed one no purchase or a refunded one",
 }
 
-# Checks that need a table a later migration adds: skipped only when it does not exist.
+# Checks that need a table or function a later migration adds: skipped only when it does
+# not exist.
 NEEDS_TABLE: dict[str, str] = {"confirmation_email_missing": "email_jobs"}
+NEEDS_FUNCTION: dict[str, str] = {
+    "unfinished_purchase_delivers_leads": "purchase_response_leads(uuid)",
+}
 
 
 @dataclass(frozen=True)
@@ -72,12 +88,18 @@ def _run(conn: psycopg.Connection, pending_timeout: timedelta | None) -> list[Vi
     present = {
         table: fetch_all(conn, "invariants", "table_exists", {"table": table})[0]["present"]
         for table in set(NEEDS_TABLE.values())
+    } | {
+        function: fetch_all(conn, "invariants", "function_exists", {"function": function})[0][
+            "present"
+        ]
+        for function in set(NEEDS_FUNCTION.values())
     }
+    needs = NEEDS_TABLE | NEEDS_FUNCTION
     names = [
         name
         for name in INVARIANTS
         if (name != "stuck_pending" or pending_timeout is not None)
-        and present.get(NEEDS_TABLE.get(name, ""), True)
+        and present.get(needs.get(name, ""), True)
     ]
     # Every query sent at once (pipeline mode), the answers read afterwards: one round
     # trip's latency instead of one per invariant.

@@ -7,6 +7,9 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
 -- name: table_exists
 SELECT to_regclass(%(table)s) IS NOT NULL AS present
 
+-- name: function_exists
+SELECT to_regprocedure(%(function)s) IS NOT NULL AS present
+
 -- name: negative_balance
 SELECT c.workspace_id, w.name AS workspace, c.balance
 FROM workspace_credits c
@@ -76,23 +79,26 @@ HAVING count(i.id) <> p.total_leads OR coalesce(sum(i.price_at_purchase), 0) <> 
 ORDER BY p.id
 
 -- name: sold_count_mismatch
--- A pending purchase may be between "mark sold" and "complete" while we look, so its
--- items are allowed either way; with nothing pending this is plain equality.
+-- A lead's sold_count is its live sales: one per completed purchase of it, and one per
+-- pending purchase whose leads were already counted (leads_marked_at, written in the same
+-- transaction as the count, so one snapshot sees both or neither). A refunded purchase's
+-- sale is given back. leads_marked_at is read through to_jsonb so that the query runs on
+-- a database without migration 0004 too (every pending purchase then counts as unmarked).
 WITH sales AS (
   SELECT i.lead_id,
          count(*) FILTER (WHERE p.status = 'completed') AS completed_sales,
-         count(*) FILTER (WHERE p.status = 'pending') AS pending_sales
+         count(*) FILTER (WHERE p.status = 'pending'
+                            AND to_jsonb(p) ->> 'leads_marked_at' IS NOT NULL) AS marked_sales
   FROM marketplace_purchase_items i
   JOIN marketplace_purchases p ON p.id = i.purchase_id
   GROUP BY i.lead_id
 )
 SELECT l.id AS lead_id, l.sold_count,
        coalesce(s.completed_sales, 0) AS completed_sales,
-       coalesce(s.pending_sales, 0) AS pending_sales
+       coalesce(s.marked_sales, 0) AS pending_marked_sales
 FROM leads l
 LEFT JOIN sales s ON s.lead_id = l.id
-WHERE l.sold_count < coalesce(s.completed_sales, 0)
-   OR l.sold_count > coalesce(s.completed_sales, 0) + coalesce(s.pending_sales, 0)
+WHERE l.sold_count <> coalesce(s.completed_sales, 0) + coalesce(s.marked_sales, 0)
 ORDER BY l.id
 
 -- name: max_sales_exceeded
@@ -180,3 +186,79 @@ WHERE p.payment_method = 'credits' AND p.credits_used > 0
 GROUP BY p.id
 HAVING count(e.id) <> 1
 ORDER BY 4, 1
+
+
+-- name: refunded_purchase_holds_leads
+-- A refund releases every reservation of its purchase.
+SELECT r.purchase_id, r.workspace_id, r.lead_id
+FROM lead_reservations r
+JOIN marketplace_purchases p ON p.id = r.purchase_id
+WHERE p.status = 'refunded'
+ORDER BY r.purchase_id, r.lead_id
+
+-- name: unfinished_purchase_delivers_leads
+-- Only a completed purchase hands out its leads: a pending or refunded one (whose items
+-- stay as history) gets nothing from purchase_response_leads or get_purchased_leads.
+SELECT p.id AS purchase_id, p.status::text AS status,
+       jsonb_array_length(purchase_response_leads(p.id)) AS response_leads
+FROM marketplace_purchases p
+WHERE p.status <> 'completed'
+  AND jsonb_array_length(purchase_response_leads(p.id)) > 0
+ORDER BY p.id
+
+-- name: completed_purchase_items_not_its_leads
+-- A completed purchase's items are exactly the leads it reserved: none missing, none
+-- extra.
+WITH items AS (
+  SELECT i.purchase_id, array_agg(i.lead_id ORDER BY i.lead_id) AS leads
+  FROM marketplace_purchase_items i GROUP BY i.purchase_id
+), held AS (
+  SELECT r.purchase_id, array_agg(r.lead_id ORDER BY r.lead_id) AS leads
+  FROM lead_reservations r GROUP BY r.purchase_id
+)
+SELECT p.id AS purchase_id, coalesce(i.leads, '{}') AS item_leads,
+       coalesce(h.leads, '{}') AS reserved_leads
+FROM marketplace_purchases p
+LEFT JOIN items i ON i.purchase_id = p.id
+LEFT JOIN held h ON h.purchase_id = p.id
+WHERE p.status = 'completed' AND coalesce(i.leads, '{}') <> coalesce(h.leads, '{}')
+ORDER BY p.id
+
+-- name: purchase_reservations_mismatch
+-- A pending or completed purchase holds one reservation per lead (total_leads of them),
+-- each for its buyer's workspace.
+SELECT p.id AS purchase_id, p.status::text AS status, p.total_leads,
+       count(r.lead_id) AS reservations,
+       count(r.lead_id) FILTER (WHERE r.workspace_id <> p.buyer_workspace_id)
+         AS for_another_workspace
+FROM marketplace_purchases p
+LEFT JOIN lead_reservations r ON r.purchase_id = p.id
+WHERE p.status <> 'refunded'
+GROUP BY p.id
+HAVING count(r.lead_id) <> p.total_leads
+    OR count(r.lead_id) FILTER (WHERE r.workspace_id <> p.buyer_workspace_id) > 0
+ORDER BY p.id
+
+-- name: refund_ledger_mismatch
+-- A refunded credit purchase has exactly one refund entry, of exactly its credits; no
+-- other purchase has one.
+SELECT p.id AS purchase_id, p.status::text AS status, p.credits_used,
+       count(e.id) AS refund_entries, coalesce(sum(e.amount), 0) AS refunded
+FROM marketplace_purchases p
+LEFT JOIN credit_ledger e ON e.purchase_id = p.id AND e.entry_type = 'refund'
+GROUP BY p.id
+HAVING (p.status = 'refunded' AND p.payment_method = 'credits' AND p.credits_used > 0
+        AND (count(e.id) <> 1 OR coalesce(sum(e.amount), 0) <> p.credits_used))
+    OR ((p.status <> 'refunded' OR p.payment_method <> 'credits') AND count(e.id) > 0)
+ORDER BY p.id
+
+-- name: idempotency_key_mismatch
+-- A completed key names a completed purchase (its response is replayed for ever); a
+-- failed key names no purchase or a refunded one (the request may run again).
+SELECT k.id AS key_id, k.workspace_id, k.idempotency_key, k.status AS key_status,
+       k.purchase_id, p.status::text AS purchase_status
+FROM api_idempotency_keys k
+LEFT JOIN marketplace_purchases p ON p.id = k.purchase_id
+WHERE (k.status = 'completed' AND (p.id IS NULL OR p.status <> 'completed'))
+   OR (k.status = 'failed' AND p.id IS NOT NULL AND p.status <> 'refunded')
+ORDER BY k.id
