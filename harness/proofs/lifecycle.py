@@ -271,9 +271,7 @@ class Run:
         opening balances as top-ups (as the scenario builder makes them)."""
         conn = self.conn
         with conn.transaction():
-            for statement in db.queries("verify_model")["reset"].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            conn.execute(db.query("verify_model", "reset"))
             builder = testing.World(conn)
             for spec in self.scenario.workspaces:
                 if spec.balance is not None:

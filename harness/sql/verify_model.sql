@@ -11,4 +11,11 @@ DELETE FROM lead_reservations;
 DELETE FROM marketplace_purchase_items;
 DELETE FROM marketplace_purchases;
 DELETE FROM workspace_credits;
-UPDATE leads SET sold_count = 0, first_sold_at = NULL WHERE sold_count <> 0
+UPDATE leads SET sold_count = 0, first_sold_at = NULL WHERE sold_count <> 0;
+DO $$
+BEGIN
+  IF to_regclass('credit_payment_references') IS NOT NULL THEN
+    DELETE FROM credit_payment_references;
+  END IF;
+END
+$$
