@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, reject, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.stateful import (
@@ -43,6 +43,7 @@ from hypothesis.stateful import (
 
 from harness import db, testing
 from harness.drivers.scenarios.format import (
+    UNEXPECTED,
     Expect,
     LeadSpec,
     Scenario,
@@ -51,7 +52,7 @@ from harness.drivers.scenarios.format import (
     dump,
     model_world,
 )
-from harness.drivers.scenarios.runner import Session, World, show_answer, smtp_url
+from harness.drivers.scenarios.runner import Session, StepResult, World, show_answer, smtp_url
 from harness.money import model
 from harness.money.invariants import Violation, check_invariants
 from harness.money.repository import KeyStatus, PurchaseStatus
@@ -59,14 +60,15 @@ from harness.money.repository import KeyStatus, PurchaseStatus
 # Hypothesis keeps global state: one state machine (or @given test) at a time.
 HYPOTHESIS_LOCK = threading.Lock()
 
-DEFAULT_EXAMPLES = 16
-DEFAULT_STEPS = 18
-# Generation stops starting new sequences after this long (the examples run are the
-# seed's first ones); a failure found is still shrunk, for at most SHRINK_SECONDS.
+DEFAULT_EXAMPLES = 96
+DEFAULT_STEPS = 10
+ROUND = 8  # sequences per hypothesis run
+# No new round starts after this long (the rounds run are the seed's first ones); a
+# failure found is still shrunk, for at most SHRINK_SECONDS.
 DEFAULT_BUDGET_SECONDS = 12.0
-SHRINK_SECONDS = 60.0
+SHRINK_SECONDS = 20.0
 FLOWS = ("atomic", "stepwise")
-KEYS = (None, None, "k1", "k2")
+KEYS = (None, "k1", "k2")
 AMOUNTS = (Decimal("0.50"), Decimal("1.00"), Decimal("2.50"))
 
 # The world: w1 and w2 open with credits, w3 with no credits account; x-* are exclusive
@@ -77,21 +79,31 @@ WORLD = Scenario(
     description="",
     flow=None,
     workspaces=(
-        WorkspaceSpec("w1", Decimal("4.00"), 2),
-        WorkspaceSpec("w2", Decimal("2.00"), 1),
+        WorkspaceSpec("w1", Decimal("8.00"), 2),
+        WorkspaceSpec("w2", Decimal("5.00"), 1),
         WorkspaceSpec("w3", None, 1),
     ),
     partners=(),
     leads=(
         LeadSpec("x", 2, Decimal("1.00"), None, 1, 0),
         LeadSpec("y", 2, Decimal("1.50"), None, 2, 0),
-        LeadSpec("z", 2, Decimal("0.50"), None, None, 0),
+        LeadSpec("z", 3, Decimal("0.50"), None, None, 0),
     ),
     steps=(Step(0, "purchase", workspaces=("w1",), leads=(("x-0",),), user="stranger"),),
     expect=Expect(),
 )
 MEMBERS = {ws.name: tuple(ws.member_names) for ws in WORLD.workspaces}
 LEADS = tuple(WORLD.lead_names)
+# The states a lifecycle function is called in, the ones only a crash leaves first and
+# last (hypothesis draws the ends of a list more often than its middle).
+STATES = ("pending/items", "completed", "refunded", "pending/debited", "pending/marked")
+# How an opening purchase ends, and where a cut purchase stops: the cut after the items
+# (the state no flow settles by itself) at an end of the list.
+HOW = ("items", "purchase", "debit", "mark_sold", "complete")
+AFTER = ("items", "debit", "mark_sold", "complete")
+# The lead a sequence's opening purchases share: an exclusive one, one that sells
+# twice, one without limit.
+PLAN_LEADS = ("x-0", "y-0", "z-0")
 
 
 class ModelFailure(AssertionError):
@@ -115,7 +127,8 @@ class Report:
     """What a passing run did."""
 
     examples: int = 0
-    skipped: int = 0  # sequences generated after the time budget ran out, not run
+    rounds: int = 0
+    out_of_time: bool = False  # the budget ended the run before every round ran
     steps: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -260,8 +273,6 @@ class Run:
             raise
         self.model_world = model_world(world)
         self.report = Report()
-        self.deadline: float | None = None
-        self.failed = False
 
     def close(self) -> None:
         self.stack.close()
@@ -290,18 +301,55 @@ def machine(run: Run) -> type[RuleBasedStateMachine]:
             self.state = model.initial(run.model_world)
             self.log: list[str] = []
             self.steps: list[Step] = []
+            self.requests: list[model.Request] = []
             self.reapplied = False
+            self.worked = False
+            self.failed = False  # a step disagreed: teardown must not add its own failure
 
-        @initialize()
-        def start(self) -> None:
-            # Out of time and nothing found: further sequences are discarded unrun (a
-            # failure found earlier is shrunk whatever the time).
-            if not run.failed and run.deadline is not None and time.perf_counter() > run.deadline:
-                run.report.skipped += 1
-                reject()
+        # Each sequence starts from the world as built and a few purchases of one lead by
+        # both funded workspaces, made or cut after a step of the stepwise flow: so the
+        # lifecycle functions meet a purchase in every state early, and purchases meet
+        # over a lead (a sequence left to reach that by chance rarely does). Shrinking
+        # removes those that do not matter.
+        @initialize(
+            lead=st.sampled_from(PLAN_LEADS),
+            plan=st.lists(
+                st.tuples(
+                    st.sampled_from(("w1", "w2")),
+                    st.sampled_from(HOW),
+                    st.sampled_from(KEYS),
+                ),
+                min_size=1,
+                max_size=4,
+            ),
+        )
+        def start(self, lead: str, plan: list[tuple[str, str, str | None]]) -> None:
             run.reset()
             run.report.examples += 1
             self.check("the world as built", None, None)
+            for ws, how, key in plan:
+                user = MEMBERS[ws][0]
+                request = model.Request(ws, user, (lead,), key)
+                self.requests.append(request)
+                step = Step(
+                    0,
+                    "purchase",
+                    workspaces=(ws,),
+                    user=user,
+                    leads=((lead,),),
+                    idempotency_key=key,
+                )
+                if how == "purchase":
+                    self.act(replace(step, flow=run.flows[0]), model.purchase, request)
+                else:
+                    step = replace(step, action="crash_purchase", after=how)
+                    self.act(step, model.crash_purchase, request, how)
+
+        def teardown(self) -> None:
+            """Every sequence ends settled, as a scenario file does: what is still pending
+            (or owed an email, or holds its key) is reconciled, and checked once more."""
+            if self.steps and not self.failed and self.unsettled():
+                self.act(Step(0, "reconcile"), model.reconcile)
 
         # -- the driving -------------------------------------------------------------
 
@@ -314,7 +362,14 @@ def machine(run: Run) -> type[RuleBasedStateMachine]:
                 args = (*args, proposed)
                 step = replace(step, label=proposed)
             new_state, expected = op(self.state, *args)
-            result = run.session.run(step)
+            try:
+                result = run.session.run(step)
+            except Exception as exc:  # a step that cannot run is the finding, with its steps
+                result = StepResult(step.index, step.action)
+                result.answer = model.Refused(UNEXPECTED)
+                result.unexpected.append(
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                )
             recorded = lifecycle_step(step, expected, proposed)
             self.steps.append(recorded)
             self.log.append(f"{describe(recorded)} -> {show_answer(expected)}")
@@ -355,16 +410,22 @@ def machine(run: Run) -> type[RuleBasedStateMachine]:
                     description=f"model.lifecycle found: {problem}"[:500],
                     flow=None,
                 )
-                run.failed = True
+                self.failed = True
                 raise ModelFailure(f"{what}: {problem}", list(self.log), scenario)
 
-        def pick(self, data: st.DataObject, pending_only: bool = False) -> str:
-            labels = sorted(
-                label
-                for label, p in self.state.purchases.items()
-                if not pending_only or p.status is PurchaseStatus.PENDING
-            )
-            return str(data.draw(st.sampled_from(labels)))
+        def pick(self, data: st.DataObject) -> str:
+            """A purchase to call a lifecycle function on: first the state (pending with
+            nothing after its debit, pending with items, pending and counted sold,
+            completed, refunded: whichever exist), then a purchase in it, so that every
+            state is visited however rare."""
+            groups: dict[str, list[str]] = {}
+            for label, p in sorted(self.state.purchases.items()):
+                kind = p.status.value
+                if p.status is PurchaseStatus.PENDING:
+                    kind += "/marked" if p.marked else "/items" if p.items else "/debited"
+                groups.setdefault(kind, []).append(label)
+            kind = data.draw(st.sampled_from([k for k in STATES if k in groups]))
+            return str(data.draw(st.sampled_from(groups[kind])))
 
         # -- rules -------------------------------------------------------------------
 
@@ -388,13 +449,44 @@ def machine(run: Run) -> type[RuleBasedStateMachine]:
                 idempotency_key=key,
                 flow=flow,
             )
-            self.act(step, model.purchase, model.Request(ws, user, tuple(leads), key))
+            request = model.Request(ws, user, tuple(leads), key)
+            self.requests.append(request)
+            self.act(step, model.purchase, request)
+
+        # The same request again (another flow, maybe): what idempotency keys are for.
+        @precondition(lambda self: self.requests)
+        @rule(data=st.data(), flow=st.sampled_from(run.flows))
+        def retry(self, data: st.DataObject, flow: str) -> None:
+            # First the state of the request's key (none, processing, completed, failed,
+            # or held by another request), then a request: each path of the keys is taken.
+            groups: dict[str, list[model.Request]] = {}
+            for r in self.requests:
+                key = self.state.keys.get((r.workspace, r.key)) if r.key else None
+                if r.key is None or key is None:
+                    kind = "no key" if r.key is None else "unused"
+                elif (key.user, key.leads) != (r.user, frozenset(r.leads)):
+                    kind = "another request's"
+                else:
+                    kind = key.status.value
+                groups.setdefault(kind, []).append(r)
+            kind = data.draw(st.sampled_from(sorted(groups)))
+            request = data.draw(st.sampled_from(groups[kind]))
+            step = Step(
+                0,
+                "purchase",
+                workspaces=(request.workspace,),
+                user=request.user,
+                leads=(request.leads,),
+                idempotency_key=request.key,
+                flow=flow,
+            )
+            self.act(step, model.purchase, request)
 
         @rule(
             ws=st.sampled_from(sorted(MEMBERS)),
             leads=st.lists(st.sampled_from(LEADS), min_size=1, max_size=2, unique=True),
             key=st.sampled_from(KEYS),
-            after=st.sampled_from(model.CRASH_POINTS),
+            after=st.sampled_from(AFTER),
         )
         def crash_purchase(self, ws: str, leads: list[str], key: str | None, after: str) -> None:
             user = MEMBERS[ws][0]
@@ -408,25 +500,44 @@ def machine(run: Run) -> type[RuleBasedStateMachine]:
                 after=after,
             )
             request = model.Request(ws, user, tuple(leads), key)
-            self.act(
-                step, lambda s, r, a, label: model.crash_purchase(s, r, a, label), request, after
-            )
+            self.requests.append(request)
+            self.act(step, model.crash_purchase, request, after)
 
-        @rule(ws=st.sampled_from(sorted(MEMBERS)), amount=st.sampled_from(AMOUNTS))
-        def topup(self, ws: str, amount: Decimal) -> None:
+        # Top-ups when a workspace runs low (or has no account): a rich world refuses
+        # nothing, and a top-up of a full one teaches nothing new.
+        @precondition(lambda self: bool(self.low()))
+        @rule(data=st.data(), amount=st.sampled_from(AMOUNTS))
+        def topup(self, data: st.DataObject, amount: Decimal) -> None:
+            ws = data.draw(st.sampled_from(self.low()))
             step = Step(0, "topup", workspaces=(ws,), amount=amount)
             self.act(step, model.top_up, ws, amount)
 
+        def low(self) -> list[str]:
+            return [
+                ws
+                for ws in sorted(MEMBERS)
+                if ws not in self.state.accounts or self.state.accounts[ws].balance < 3
+            ]
+
+        # The lifecycle functions, each on a purchase in whatever state it is.
         @precondition(lambda self: self.state.purchases)
-        @rule(action=st.sampled_from(("refund", "complete", "reconcile_purchase")), data=st.data())
-        def lifecycle(self, action: str, data: st.DataObject) -> None:
+        @rule(data=st.data())
+        def refund(self, data: st.DataObject) -> None:
             label = self.pick(data)
-            op = {
-                "refund": model.refund,
-                "complete": model.complete,
-                "reconcile_purchase": model.reconcile_purchase,
-            }[action]
-            self.act(Step(0, action, purchase=label), op, label)
+            self.act(Step(0, "refund", purchase=label), model.refund, label)
+
+        @precondition(lambda self: self.state.purchases)
+        @rule(data=st.data())
+        def complete(self, data: st.DataObject) -> None:
+            label = self.pick(data)
+            self.act(Step(0, "complete", purchase=label), model.complete, label)
+
+        @precondition(lambda self: self.state.purchases)
+        @rule(data=st.data())
+        def reconcile_purchase(self, data: st.DataObject) -> None:
+            label = self.pick(data)
+            step = Step(0, "reconcile_purchase", purchase=label)
+            self.act(step, model.reconcile_purchase, label)
 
         @precondition(
             lambda self: any(
@@ -452,13 +563,27 @@ def machine(run: Run) -> type[RuleBasedStateMachine]:
             step = Step(0, "leads", purchase=label, workspaces=() if asker == buyer else (asker,))
             self.act(step, model.leads, label, asker)
 
+        # Reconcile when there is something to settle (with nothing, it has nothing to say).
+        @precondition(lambda self: self.unsettled())
         @rule()
         def reconcile(self) -> None:
             self.act(Step(0, "reconcile"), model.reconcile)
 
-        @precondition(lambda self: any(e.status == "queued" for e in self.state.emails))
+        def unsettled(self) -> bool:
+            return (
+                any(p.status is PurchaseStatus.PENDING for p in self.state.purchases.values())
+                or bool(owed_emails(self.state))
+                or any(k.status is KeyStatus.PROCESSING for k in self.state.keys.values())
+            )
+
+        # The worker once a sequence, when there is mail (a run costs a mail server
+        # round trip per job; once shows the queue's states as well as ten times).
+        @precondition(
+            lambda self: not self.worked and any(e.status == "queued" for e in self.state.emails)
+        )
         @rule()
         def run_worker(self) -> None:
+            self.worked = True
             self.act(Step(0, "run_worker"), model.run_worker)
 
         @precondition(
@@ -543,15 +668,18 @@ def run_lifecycle(
     budget_seconds: float | None = DEFAULT_BUDGET_SECONDS,
 ) -> Report:
     """Run the state machine against the migrated database ``dsn`` (which it empties of
-    purchases between examples). Raises :class:`ModelFailure` with the shrunk sequence."""
+    purchases between examples). Raises :class:`ModelFailure` with the shrunk sequence.
+
+    The examples run in rounds of :data:`ROUND` sequences, each round a hypothesis run
+    seeded from ``seed_value`` and its number, until ``examples`` have run or, after a
+    round, ``budget_seconds`` have passed: the same seed gives the same sequences, and a
+    slow machine runs fewer of them rather than overrunning. A round that finds a failure
+    shrinks it (for at most ``shrink_seconds``)."""
     started = time.perf_counter()
     run = Run(dsn, migration_dirs, flows)
-    if budget_seconds is not None:
-        run.deadline = started + budget_seconds
     try:
-        cls = seed(seed_value)(machine(run))
         config = settings(
-            max_examples=examples,
+            max_examples=ROUND,
             stateful_step_count=steps,
             database=None,
             deadline=None,
@@ -564,7 +692,17 @@ def run_lifecycle(
         )
         with HYPOTHESIS_LOCK, warnings.catch_warnings(), shrink_budget(shrink_seconds):
             warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-            run_state_machine_as_test(cls, settings=config)
+            for number in range(max(1, -(-examples // ROUND))):
+                if (
+                    number
+                    and budget_seconds is not None
+                    and time.perf_counter() - started > budget_seconds
+                ):
+                    run.report.out_of_time = True
+                    break
+                cls = seed(seed_value * 1_000_003 + number)(machine(run))
+                run_state_machine_as_test(cls, settings=config)
+                run.report.rounds += 1
     finally:
         run.close()
     run.report.seconds = time.perf_counter() - started

@@ -303,39 +303,44 @@ class HistoriesReport:
 def generate(rng: random.Random, flows: tuple[str, ...]) -> list[list[Call]]:
     """One history's calls, per client: 3-6 clients, 8-16 operations, mostly purchases
     (most of them from the hot workspace, whose credit runs out), some top-ups, and
-    refunds and reconciles of the pending purchases."""
+    refunds and reconciles of the pending purchases. In half the histories the first
+    calls of two or three clients settle the same pending purchase, released together."""
     clients = rng.randint(3, 6)
     total = rng.randint(max(8, clients), 16)
-    members = {ws.name: ws.member_names for ws in WORLD.workspaces}
-    leads = WORLD.lead_names[:-2]  # z-6, z-7 belong to the set-up purchases
     out: list[list[Call]] = [[] for _ in range(clients)]
-    for n in range(total):
+    if rng.random() < 0.5:
+        target = rng.choice(SETUP)[0]
+        for client in range(rng.randint(2, 3)):
+            out[client].append(_settle(rng.choice(("refund", "reconcile")), target))
+    for n in range(sum(len(c) for c in out), total):
         kind = rng.choices(("purchase", "topup", "refund", "reconcile"), (12, 2, 2, 2))[0]
         client = n % clients
         if kind == "purchase":
-            ws = rng.choices(("h", "w"), (3, 1))[0]
-            user = rng.choice(members[ws])
-            chosen = tuple(sorted(rng.sample(leads, rng.choice((1, 1, 2)))))
-            flow = rng.choice(flows)
-            step = Step(0, "purchase", workspaces=(ws,), user=user, leads=(chosen,), flow=flow)
-            request = model.Request(ws, user, chosen)
-            call = Call(step, model.purchase, (request,))
+            out[client].append(_purchase(rng, flows))
         elif kind == "topup":
             ws = rng.choice(("h", "w"))
             amount = rng.choice((Decimal("1.00"), Decimal("2.00")))
-            call = Call(
-                Step(0, "topup", workspaces=(ws,), amount=amount), model.top_up, (ws, amount)
-            )
+            step = Step(0, "topup", workspaces=(ws,), amount=amount)
+            out[client].append(Call(step, model.top_up, (ws, amount)))
         else:
-            target = rng.choice(SETUP)[0]
-            action, op = (
-                ("refund", model.refund)
-                if kind == "refund"
-                else ("reconcile_purchase", model.reconcile_purchase)
-            )
-            call = Call(Step(0, action, purchase=target), op, (target,))
-        out[client].append(call)
+            out[client].append(_settle(kind, rng.choice(SETUP)[0]))
     return [c for c in out if c]
+
+
+def _purchase(rng: random.Random, flows: tuple[str, ...]) -> Call:
+    ws = rng.choices(("h", "w"), (3, 1))[0]
+    user = rng.choice(WORLD.member_names[ws])
+    leads = WORLD.lead_names[:-2]  # z-6, z-7 belong to the set-up purchases
+    chosen = tuple(sorted(rng.sample(leads, rng.choice((1, 1, 2)))))
+    step = Step(0, "purchase", workspaces=(ws,), user=user, leads=(chosen,), flow=rng.choice(flows))
+    return Call(step, model.purchase, (model.Request(ws, user, chosen),))
+
+
+def _settle(kind: str, target: str) -> Call:
+    if kind == "refund":
+        return Call(Step(0, "refund", purchase=target), model.refund, (target,))
+    step = Step(0, "reconcile_purchase", purchase=target)
+    return Call(step, model.reconcile_purchase, (target,))
 
 
 def run_histories(

@@ -42,6 +42,9 @@ MODULE = "scenario_runner"
 # Connections a run holds besides one per concurrent purchase: the pool's spare and the
 # in-flight sampler.
 EXTRA_CONNECTIONS = 2
+# How often the worker of a run_worker step looks for jobs: it stops once every job is
+# settled, so a short poll ends the step as soon as the last email is sent.
+WORKER_POLL = 0.02
 
 
 @dataclass
@@ -311,6 +314,7 @@ class Session:
         self.migration_dirs = migration_dirs
         self.pool = db.pool(dsn, min_size=width, max_size=width + 1)
         self._services: dict[str, Any] = {}
+        self._migrator: Migrator | None = None
         self.labels: dict[uuid.UUID, str] = {}  # purchase id -> label
         self.ids: dict[str, uuid.UUID] = {}  # label -> purchase id
         self.requested: dict[str, tuple[uuid.UUID, ...]] = {}  # label -> its leads
@@ -325,6 +329,8 @@ class Session:
 
     def close(self) -> None:
         self.pool.close()
+        if self._migrator is not None:
+            self._migrator.close()
 
     def service(self, flow: str) -> Any:
         if flow not in self._services:
@@ -564,7 +570,7 @@ class Session:
 
         with contextlib.ExitStack() as stack:
             url = self.smtp_url or stack.enter_context(smtp_url())
-            stats = drain(self.dsn, url, wait_for_backoff=True)
+            stats = drain(self.dsn, url, wait_for_backoff=True, poll_interval=WORKER_POLL)
         result.detail["worker"] = _as_plain(stats)
         result.answer = stats.sent
 
@@ -572,11 +578,14 @@ class Session:
         """Roll back the latest migration of the set and apply it again. The pool is
         replaced: its sessions may hold plans of the schema as it was."""
         self.pool.close()
-        with Migrator(self.dsn, self.migration_dirs) as migrator:
-            done = migrator.rollback(1)
-            migrator.apply()
-        self.pool = db.pool(self.dsn, min_size=self.width, max_size=self.width + 1)
-        self._services.clear()
+        try:
+            if self._migrator is None:  # kept: reading and parsing the set again is slow
+                self._migrator = Migrator(self.dsn, self.migration_dirs)
+            done = self._migrator.rollback(1)
+            self._migrator.apply()
+        finally:
+            self.pool = db.pool(self.dsn, min_size=self.width, max_size=self.width + 1)
+            self._services.clear()
         result.detail["reapplied"] = done
         result.answer = "reapplied"
 

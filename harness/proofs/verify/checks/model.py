@@ -18,7 +18,7 @@ from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
 
 LIFECYCLE_EXAMPLES = lifecycle.DEFAULT_EXAMPLES
 LIFECYCLE_STEPS = lifecycle.DEFAULT_STEPS
-SHRINK_SECONDS = 30.0
+SHRINK_SECONDS = lifecycle.SHRINK_SECONDS
 HISTORIES = 8
 HISTORY_SECONDS = 12.0
 
@@ -54,9 +54,8 @@ def model_lifecycle(ctx: CheckContext) -> str:
         raise CheckFailed(failure.detail + saved) from None
     actions = ", ".join(f"{k} {v}" for k, v in sorted(report.actions.items()))
     budget = (
-        f"; {report.skipped} more generated after the {lifecycle.DEFAULT_BUDGET_SECONDS:g} s "
-        "budget, not run"
-        if report.skipped
+        f" (the {lifecycle.DEFAULT_BUDGET_SECONDS:g} s budget ended the run)"
+        if report.out_of_time
         else ""
     )
     return (
