@@ -19,8 +19,8 @@ from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
 LIFECYCLE_EXAMPLES = lifecycle.DEFAULT_EXAMPLES
 LIFECYCLE_STEPS = lifecycle.DEFAULT_STEPS
 SHRINK_SECONDS = lifecycle.SHRINK_SECONDS
-HISTORIES = 8
-HISTORY_SECONDS = 12.0
+HISTORIES = 16
+HISTORY_SECONDS = 8.0
 
 
 def _saved(ctx: CheckContext, check_id: str, text: str) -> str:
