@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from harness.cli import cli
 from harness.db import connect
 from harness.drivers.scenarios import runner as scenario_runner
-from harness.drivers.scenarios.format import ScenarioError, load_scenario, load_scenarios
+from harness.drivers.scenarios.format import ScenarioError, dump, load_scenario, load_scenarios
 from harness.drivers.scenarios.runner import report, run_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -391,3 +393,300 @@ def test_check_command_validates_without_running(tmp_path, capsys):
     bad = write(tmp_path, BASE + STEP + "[expect]\nsucceeded = -1\n", "bad.toml")
     assert cli(["scenario", "check", str(bad)]) == 2
     assert f"{bad}: expect.succeeded: must be at least 0" in capsys.readouterr().err
+
+
+# -- bounds: a file cannot ask for more than a test world needs ----------------------------
+
+HUGE_LEADS = """name = "huge"
+[[workspaces]]
+name = "buyer"
+balance = "10.00"
+[[leads]]
+name = "lead"
+count = 100000000
+price = "1.00"
+[[steps]]
+action = "purchase"
+workspace = "buyer"
+leads_per_purchase = 1
+"""
+
+
+def test_a_lead_count_of_a_hundred_million_fails_the_check_at_once(tmp_path, capsys):
+    """Found: this 231-byte file made `scenario check` run 216 s and use 13 GB."""
+    assert len(HUGE_LEADS) <= 231
+    path = write(tmp_path, HUGE_LEADS)
+    started = time.perf_counter()
+    assert cli(["scenario", "check", str(path)]) == 2
+    assert time.perf_counter() - started < 2
+    err = capsys.readouterr().err
+    assert f"{path}: leads[0].count: must be at most 10,000, got 100,000,000" in err
+
+
+def test_leads_of_all_groups_together_are_bounded(tmp_path):
+    groups = "".join(f'[[leads]]\nname = "g{i}"\ncount = 4000\nprice = "1.00"\n' for i in range(3))
+    path = write(tmp_path, 'name = "t"\n[[workspaces]]\nname = "buyer"\n' + groups + STEP)
+    with pytest.raises(
+        ScenarioError, match=r"leads: 12,000 leads in all; a scenario declares at most 10,000"
+    ):
+        load_scenario(path)
+
+
+def test_repeat_and_concurrency_of_a_hundred_million_are_invalid(tmp_path, capsys):
+    """Found: `repeat = concurrency = 100000000` was "valid"."""
+    path = write(tmp_path, BASE + STEP + "repeat = 100000000\nconcurrency = 100000000\n")
+    assert cli(["scenario", "check", str(path)]) == 2
+    assert "steps[0].repeat: must be at most 1,000, got 100,000,000" in capsys.readouterr().err
+    path = write(tmp_path, BASE + STEP + "repeat = 1000\nconcurrency = 1001\n")
+    with pytest.raises(ScenarioError, match=r"steps\[0\]\.concurrency: must be at most 1,000"):
+        load_scenario(path)
+    assert load_scenario(write(tmp_path, BASE + STEP + "repeat = 1000\n")).steps[0].repeat == 1000
+
+
+TEN_MB = "w" * 10_000_000
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        (BASE.replace('name = "buyer"', f'name = "{TEN_MB}"') + STEP, "workspaces[0].name"),
+        (BASE.replace('name = "t"', f'name = "{"s" * 201}"') + STEP, "name"),
+        (BASE.replace('name = "acme"', f'name = "{"p" * 201}"') + STEP, "partners[0].name"),
+        (BASE.replace('name = "lead"', f'name = "{"l" * 201}"') + STEP, "leads[0].name"),
+        (BASE + STEP + f'user = "{"u" * 201}"\n', "steps[0].user"),
+        (BASE + STEP + f'idempotency_key = "{"k" * 201}"\n', "steps[0].idempotency_key"),
+        (BASE + STEP + f'label = "{"b" * 201}"\n', "steps[0].label"),
+    ],
+    ids=["workspace-10MB", "scenario", "partner", "lead", "user", "key", "label"],
+)
+def test_names_longer_than_200_characters_fail_the_check(tmp_path, text, key):
+    """Found: a 10 MB workspace name passed `check` and crashed `run` in the database."""
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.message.startswith(f"{path}: {key}: ")
+    assert "characters is too long (at most 200)" in info.value.message
+    assert len(info.value.message) < 400
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ('"1e2"', "not a plain decimal amount: '1e2'"),
+        ('"NaN"', "not a plain decimal amount: 'NaN'"),
+        ('"1e400"', "not a plain decimal amount: '1e400'"),
+        ('"Infinity"', "not a plain decimal amount"),
+        ('"1,000.00"', "not a plain decimal amount"),
+        ('"0.001"', "fractions of a cent"),
+        ('"100000000.00"', "more than 99999999.99"),
+        ('"-1.00"', "must be at least 0"),
+        ("1e400", 'write amounts as strings, e.g. "10.00", not inf'),
+        ("nan", 'write amounts as strings, e.g. "10.00", not nan'),
+        ("10.5", 'write amounts as strings, e.g. "10.50", not 10.5'),
+    ],
+)
+def test_amounts_that_are_not_plain_decimals_with_two_places_fail_the_check(
+    tmp_path, capsys, value, words
+):
+    """Found: `1e400` in a scenario was a traceback; `1e2` was taken as 100."""
+    path = write(tmp_path, BASE.replace('balance = "10.00"', f"balance = {value}") + STEP)
+    assert cli(["scenario", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: workspaces[0].balance: " in err and words in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_max_sales_and_members_are_bounded_too(tmp_path):
+    with pytest.raises(
+        ScenarioError, match=r"leads\[0\]\.max_sales: must be at most 2,147,483,647"
+    ):
+        load_scenario(
+            write(
+                tmp_path,
+                BASE.replace('price = "1.00"', 'price = "1.00"\nmax_sales = 99999999999') + STEP,
+            )
+        )
+    with pytest.raises(ScenarioError, match=r"workspaces\[0\]\.members: must be at most 1,000"):
+        load_scenario(write(tmp_path, BASE.replace("members = 2", "members = 100000000") + STEP))
+
+
+def test_concurrency_beyond_what_the_server_allows_is_refused_before_anything_runs(
+    tmp_path, admin_dsn, capsys
+):
+    """Found: `concurrency = 500` against max_connections = 100 passed the check and then
+    flooded the log with refused connections."""
+    with connect(admin_dsn) as c:
+        limit = int(c.execute("SHOW max_connections").fetchone()[0])
+        before = c.execute("SELECT count(*) FROM pg_database").fetchone()[0]
+    n = min(limit + 1, 1000)
+    if n <= limit:
+        pytest.skip(f"max_connections is {limit}, above the format's bound")
+    path = write(
+        tmp_path,
+        BASE.replace("count = 3", f"count = {n}")
+        + STEP.replace('leads = ["lead-0"]', "leads_per_purchase = 1")
+        + f"repeat = {n}\nconcurrency = {n}\n",
+    )
+    assert cli(["scenario", "check", str(path)]) == 0  # valid as a file
+    capsys.readouterr()
+    assert cli(["scenario", "run", str(path), "--dsn", admin_dsn]) == 2
+    err = capsys.readouterr().err
+    assert f"steps[0].concurrency: {n} purchases at once need {n + 2} connections" in err
+    assert f"the server allows {limit} (max_connections)" in err
+    with connect(admin_dsn) as c:
+        assert c.execute("SELECT count(*) FROM pg_database").fetchone()[0] == before
+
+
+# -- labels and the lifecycle actions --------------------------------------------------------
+
+LIFECYCLE = """
+[[steps]]
+action = "crash_purchase"
+workspace = "buyer"
+leads = ["lead-0"]
+after = "items"
+label = "p1"
+expect = "crashed"
+[[steps]]
+action = "complete"            # items but no sales counted: stays pending
+purchase = "p1"
+expect = "pending"
+[[steps]]
+action = "leads"               # nothing delivered before it completes
+purchase = "p1"
+expect_leads = []
+[[steps]]
+action = "mark_sold"
+purchase = "p1"
+expect = "marked"
+[[steps]]
+action = "reapply"
+[[steps]]
+action = "reconcile_purchase"
+purchase = "p1"
+expect = "completed"
+[[steps]]
+action = "refund"              # completed: final
+purchase = "p1"
+expect = "completed"
+[[steps]]
+action = "leads"
+purchase = "p1"
+expect_leads = ["lead-0"]
+[[steps]]
+action = "purchase"
+workspace = "buyer"
+leads = ["lead-1"]
+idempotency_key = "k"
+label = "p2"
+expect = "ok"
+expect_balance = "8.00"
+expect_leads = ["lead-1"]
+[[steps]]
+action = "purchase"
+workspace = "buyer"
+leads = ["lead-1"]
+idempotency_key = "k"
+expect = "replayed"
+expect_purchase = "p2"
+expect_balance = "8.00"
+[[steps]]
+action = "crash_purchase"
+workspace = "buyer"
+leads = ["lead-2"]
+after = "debit"
+label = "p3"
+[[steps]]
+action = "reconcile"
+expect_completed = []
+expect_refunded = ["p3"]
+expect_emailed = []
+[[steps]]
+action = "topup"
+workspace = "buyer"
+amount = "1.00"
+expect_balance = "9.00"
+[expect]
+balances = { buyer = "9.00" }
+total_used = { buyer = "2.00" }
+statuses = { p1 = "completed", p2 = "completed", p3 = "refunded" }
+sold = { "lead-0" = 1, "lead-1" = 1, "lead-2" = 0 }
+emails = { queued = 3 }
+"""
+
+
+def test_labels_name_purchases_for_the_lifecycle_actions_and_answers_are_checked(
+    tmp_path, admin_dsn
+):
+    scenario = load_scenario(write(tmp_path, BASE + LIFECYCLE))
+    (result,) = run_scenarios(admin_dsn, [scenario], [str(ROOT / "migrations")])
+    assert result.ok, result.mismatches
+    answers = [s.as_dict().get("answer") for s in result.steps]
+    assert answers[:3] == ["crashed p1", "pending", "delivers nothing (response nothing)"]
+    assert result.statuses == {"p1": "completed", "p2": "completed", "p3": "refunded"}
+
+
+def test_an_answer_other_than_the_expected_one_fails_the_scenario(tmp_path, admin_dsn):
+    text = BASE + LIFECYCLE.replace(
+        'purchase = "p1"\nexpect = "pending"', 'purchase = "p1"\nexpect = "completed"', 1
+    )
+    (result,) = run_scenarios(admin_dsn, [load_scenario(write(tmp_path, text))])
+    assert not result.ok
+    assert result.mismatches == [
+        "steps[1] (complete p1): answer: expected 'completed', got pending"
+    ]
+
+
+@pytest.mark.parametrize(
+    "steps, key, words",
+    [
+        (
+            '[[steps]]\naction = "refund"\npurchase = "p9"\n',
+            "steps[0].purchase",
+            "no earlier step makes a purchase labelled 'p9'",
+        ),
+        ('[[steps]]\naction = "refund"\n', "steps[0].purchase", "missing"),
+        (
+            STEP + 'label = "p1"\n' + STEP + 'label = "p1"\n',
+            "steps[1].label",
+            "label 'p1' is used twice",
+        ),
+        (STEP + 'label = "p1"\nrepeat = 2\n', "steps[0].label", "only a step of one purchase"),
+        (STEP + 'expect = "fine"\n', "steps[0].expect", "'fine' is not one of ok, replayed"),
+        (
+            '[[steps]]\naction = "leads"\npurchase = "p1"\nexpect_leads = ["lead-9"]\n',
+            "steps[0].expect_leads[0]",
+            "unknown lead",
+        ),
+        (
+            STEP + '[expect]\nstatuses = { p1 = "completed" }\n',
+            "expect.statuses.p1",
+            "unknown purchase label 'p1'",
+        ),
+        (
+            STEP + 'label = "p1"\n[expect]\nstatuses = { p1 = "done" }\n',
+            "expect.statuses.p1",
+            "not one of pending",
+        ),
+        (
+            '[[steps]]\naction = "reapply"\nworkspace = "buyer"\n',
+            "steps[0].workspace",
+            "unknown key",
+        ),
+    ],
+)
+def test_bad_labels_and_expectations_are_one_error(tmp_path, steps, key, words):
+    path = write(tmp_path, BASE + steps)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.message.startswith(f"{path}: {key}: "), info.value.message
+    assert words in info.value.message
+
+
+@pytest.mark.parametrize(
+    "path", [*SHIPPED, "lifecycle"], ids=[*(p.stem for p in SHIPPED), "lifecycle"]
+)
+def test_a_written_scenario_reads_back_as_the_same_scenario(tmp_path, path):
+    original = load_scenario(write(tmp_path, BASE + LIFECYCLE) if path == "lifecycle" else path)
+    copy = write(tmp_path, dump(original), "copy.toml")
+    assert replace(load_scenario(copy), path=original.path) == original
