@@ -97,9 +97,9 @@ def test_functions_planted_in_public_never_run_inside_the_money_functions(
 
 
 def test_the_migrations_leave_public_closed_to_creation(conn):
-    assert not conn.execute(
-        "SELECT has_schema_privilege('public', 'public', 'CREATE')"
-    ).fetchone()[0]
+    assert not conn.execute("SELECT has_schema_privilege('public', 'public', 'CREATE')").fetchone()[
+        0
+    ]
 
 
 # -- 2. Supabase's default privileges ------------------------------------------------------
@@ -317,9 +317,12 @@ def test_complete_purchase_refuses_a_purchase_without_its_items(conn, world):
     except psycopg.Error:
         status = "refused"
     assert status != "completed"
-    assert conn.execute(
-        "SELECT status::text FROM marketplace_purchases WHERE id = %s", (pid,)
-    ).fetchone()[0] == "pending"
+    assert (
+        conn.execute(
+            "SELECT status::text FROM marketplace_purchases WHERE id = %s", (pid,)
+        ).fetchone()[0]
+        == "pending"
+    )
 
 
 def test_a_top_up_retried_with_its_payment_reference_credits_once(conn, world, pool):
@@ -344,18 +347,17 @@ def test_concurrent_retries_of_one_payment_credit_once(conn, world, pool):
     )
     assert outcomes == [Decimal("10.00")] * 6, outcomes
     assert world.balance(ws) == Decimal("10.00")
-    assert conn.execute(
-        "SELECT count(*) FROM email_jobs WHERE workspace_id = %s", (ws,)
-    ).fetchone()[0] == 1
+    assert (
+        conn.execute("SELECT count(*) FROM email_jobs WHERE workspace_id = %s", (ws,)).fetchone()[0]
+        == 1
+    )
 
 
 def test_add_credits_keeps_its_three_argument_call_and_replays_by_reference(conn, world):
     ws, _ = world.workspace(balance=None)
     assert conn.execute("SELECT add_credits(%s, 5.00, 'p')", (ws,)).fetchone()[0] == 5
     for _ in range(2):
-        balance = conn.execute(
-            "SELECT add_credits(%s, 5.00, 'p', 'ref-1')", (ws,)
-        ).fetchone()[0]
+        balance = conn.execute("SELECT add_credits(%s, 5.00, 'p', 'ref-1')", (ws,)).fetchone()[0]
         assert balance == Decimal("10.00")
     assert has_column(conn, "credit_ledger", "payment_reference")
 

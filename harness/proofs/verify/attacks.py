@@ -665,14 +665,24 @@ def _value(conn: psycopg.Connection, statement: sql.Composed) -> Any:
     return row[0] if row else None
 
 
-def digests(conn: psycopg.Connection, attacker: str = "") -> dict[str, str]:
-    """md5 of every row of every table of ours and of every sequence's position (on a
-    connection whose search_path holds pg_catalog alone)."""
-    out = {}
+def digest_statement(conn: psycopg.Connection, attacker: str = "") -> sql.Composed:
+    """One statement answering (relation, md5) for every table of ours (every row) and
+    every sequence (its position): cheap to ask again and again."""
+    parts = []
     for schema, rel, kind in _data_relations(conn, attacker):
         name = "digest-sequence" if kind == "S" else "digest-rows"
-        out[f"{schema}.{rel}"] = str(_value(conn, _per_relation(name, schema, rel)))
-    return out
+        parts.append(
+            sql.SQL("SELECT {}::text, ({})").format(
+                sql.Literal(f"{schema}.{rel}"), _per_relation(name, schema, rel)
+            )
+        )
+    return sql.SQL(" UNION ALL ").join(parts)
+
+
+def digests(conn: psycopg.Connection, statement: sql.Composed | None = None) -> dict[str, str]:
+    """md5 of every row of every table of ours and of every sequence's position (on a
+    connection whose search_path holds pg_catalog alone)."""
+    return {str(k): str(v) for k, v in conn.execute(statement or digest_statement(conn)).fetchall()}
 
 
 def counts(conn: psycopg.Connection, attacker: str = "") -> dict[str, int]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -460,14 +462,11 @@ def search_path_hijack(ctx) -> str:
 # -- security.default-privileges ------------------------------------------------------------
 
 
-@check("security.default-privileges")
-def default_privileges(ctx) -> str:
-    """On a database where Supabase's default privileges are set before migrating (ALTER
-    DEFAULT PRIVILEGES ... GRANT ALL ON TABLES, SEQUENCES, FUNCTIONS TO anon,
-    authenticated, service_role), the migrations leave anon, authenticated and PUBLIC no
-    privilege of any kind (TRUNCATE, REFERENCES and TRIGGER included) on any table,
-    view, sequence, column or function of any schema, yoyo's bookkeeping included, and
-    no CREATE on a schema. Lists every privilege found."""
+@contextmanager
+def _supabase_database(ctx) -> Iterator[tuple[str, int]]:
+    """A scratch database where Supabase's default privileges are set for the role that
+    migrates (the API roles created when absent), then the migration set applied: (its
+    DSN, how many migrations). Dropped afterwards unless --keep."""
     with db.scratch_database(ctx.admin_dsn, prefix=SCRATCH_PREFIX, keep=ctx.keep) as dsn:
         with ctx.connect(dsn) as conn:
             conn.execute(A.attacks_query("supabase-roles"))
@@ -480,9 +479,20 @@ def default_privileges(ctx) -> str:
             raise CheckFailed(
                 f"the migrations do not apply under Supabase's default privileges: {exc}"
             ) from exc
-        with _safe(ctx, dsn) as conn:
-            rows = conn.execute(A.attacks_query("privileges"), {}).fetchall()
-            objects = len(A.digests(conn))
+        yield dsn, applied
+
+
+@check("security.default-privileges")
+def default_privileges(ctx) -> str:
+    """On a database where Supabase's default privileges are set before migrating (ALTER
+    DEFAULT PRIVILEGES ... GRANT ALL ON TABLES, SEQUENCES, FUNCTIONS TO anon,
+    authenticated, service_role), the migrations leave anon, authenticated and PUBLIC no
+    privilege of any kind (TRUNCATE, REFERENCES and TRIGGER included) on any table,
+    view, sequence, column or function of any schema, yoyo's bookkeeping included, and
+    no CREATE on a schema. Lists every privilege found."""
+    with _supabase_database(ctx) as (dsn, applied), _safe(ctx, dsn) as conn:
+        rows = conn.execute(A.attacks_query("privileges"), {}).fetchall()
+        objects = len(A.digests(conn))
     if rows:
         grouped: dict[tuple[str, str, str], list[str]] = {}
         for grantee, privilege, kind, name in rows:
@@ -625,14 +635,19 @@ def _refused(exc: psycopg.Error, what: str) -> bool:
 
 @check("security.low-role-attempts")
 def low_role_attempts(ctx) -> str:
-    """As anon and as authenticated (SET ROLE), really try every function, procedure
-    and aggregate of ours (with NULL arguments and with plausible ones: real workspace,
-    user, lead and purchase ids, amounts, the service's configuration), every table
-    operation (SELECT, INSERT, UPDATE, DELETE, TRUNCATE, per column too, REFERENCES and
-    TRIGGER) on every table and view, yoyo's included, nextval and setval on every
-    sequence, and CREATE in every schema: each must be refused by the privilege check,
-    and every table and sequence must be unchanged afterwards."""
-    dsn = ctx.new_database(audit=False)
+    """On a database migrated under Supabase's default privileges (as
+    security.default-privileges), as anon and as authenticated (SET ROLE), really try
+    every function, procedure and aggregate of ours (with NULL arguments and with
+    plausible ones: real workspace, user, lead and purchase ids, amounts, the service's
+    configuration), every table operation (SELECT, INSERT, UPDATE, DELETE, TRUNCATE, per
+    column too, REFERENCES and TRIGGER) on every table and view, yoyo's included,
+    nextval and setval on every sequence, and CREATE in every schema: each must be
+    refused by the privilege check, and every table and sequence must be unchanged."""
+    with _supabase_database(ctx) as (dsn, _applied):
+        return _low_role_attempts(ctx, dsn)
+
+
+def _low_role_attempts(ctx, dsn: str) -> str:
     with ctx.connect(dsn) as conn:
         market = A.build_market(conn, "low-role")
         if A.present(
