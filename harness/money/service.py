@@ -346,7 +346,8 @@ class PurchaseService:
         """Add credits and queue the credit purchase email, in one transaction; the new
         balance. The email goes to ``email``, else to the workspace's owner.
 
-        ``payment_reference`` (the payment provider's id, 1 to 255 printable characters)
+        ``payment_reference`` (the payment provider's id, 1 to 255 printable ASCII
+        characters)
         makes a retried top-up safe: the same reference for the same workspace credits
         once, and a repeat answers the balance without crediting or emailing again.
         Every refusal (``invalid_amount``, ``invalid_request``, ``invalid_email``,
@@ -371,11 +372,13 @@ class PurchaseService:
             or not package.strip()
         ):
             raise refuse("invalid_request")
-        if payment_reference is not None:
-            try:
-                check_key(payment_reference)
-            except DomainError as exc:
-                raise refuse("invalid_request") from exc
+        if payment_reference is not None and not (
+            isinstance(payment_reference, str)
+            and 1 <= len(payment_reference) <= MAX_KEY_LENGTH
+            and payment_reference.isascii()
+            and payment_reference.isprintable()
+        ):
+            raise refuse("invalid_request")  # a payment provider's id: printable ASCII
         if email is not None:
             email = queue.recipient(email).address
         with self.repo.transaction() as conn:

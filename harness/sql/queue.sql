@@ -99,7 +99,7 @@ SET status = 'sending',
     locked_until = now() + make_interval(secs => %(lease)s)
 FROM next
 WHERE j.id = next.id
-RETURNING j.id, j.kind, j.payload, j.message_id, j.created_at;
+RETURNING j.id, j.kind, j.payload, j.message_id, j.message_uuid, j.created_at;
 
 -- name: begin_attempt
 -- Counts the attempt just before the send; no row when the lease was lost or a cancel

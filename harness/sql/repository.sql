@@ -80,7 +80,7 @@ SELECT pg_catalog.pg_advisory_xact_lock(
 
 -- name: payment_reference_seen
 SELECT EXISTS (
-  SELECT FROM credit_ledger
+  SELECT FROM credit_payment_references
   WHERE workspace_id = %(workspace_id)s AND payment_reference = %(reference)s::text
 );
 

@@ -17,6 +17,7 @@ real object does, so that the money function goes on and every later shadow is s
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import secrets
 import uuid
@@ -703,7 +704,28 @@ TIME_RE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d(:\d\d)
 
 
 def normalize(value: object) -> str:
-    """An answer with its ids and times blanked: equal answers from two databases
+    """An answer with its ids and times blanked and its lists in a fixed order (ids
+    order them, and ids differ between databases): equal answers from two databases
     built the same way compare equal."""
-    text = " ".join(str(value).split())
+    text = " ".join(str(_canonical(value)).split())
     return TIME_RE.sub("<time>", UUID_RE.sub("<id>", text))
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        items = [_canonical(v) for v in value]
+        if isinstance(value, list):
+            items.sort(key=lambda v: normalize_key(v))
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+def normalize_key(value: object) -> str:
+    return UUID_RE.sub("<id>", json.dumps(value, sort_keys=True, default=str))

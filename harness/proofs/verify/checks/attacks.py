@@ -61,17 +61,19 @@ def _targets(
     writable = list(dict.fromkeys(writable))
     functions: dict[str, set[str]] = {}
     operators: dict[str, set[str]] = {}
+    # Every writable schema gets a shadow of everything called, whether or not a path
+    # names it today: a shadow that cannot be reached costs a statement, one that can is
+    # the finding. A schema-qualified call is shadowed in its own schema (an overload).
+    everywhere = set(writable)
     for r in routines:
         if r.language not in ("plpgsql", "sql"):
             continue
-        in_path = {s for s in paths[r.oid] if s in writable}
         for qualifier, name in A.called_names(r.body):
-            where = {qualifier} & set(writable) if qualifier else in_path
+            where = {qualifier} & everywhere if qualifier else everywhere
             if where:
                 functions.setdefault(name, set()).update(where)
         for symbol in A.operator_symbols(r.body):
-            if in_path:
-                operators.setdefault(symbol, set()).update(in_path)
+            operators.setdefault(symbol, set()).update(everywhere)
     sql_bodies = [
         r.oid for r in routines if r.body and r.body.lstrip().upper().startswith("CREATE")
     ]
@@ -256,15 +258,20 @@ KNOWN = {
 
 
 def _others(
-    conn: psycopg.Connection, routines: list[A.Routine], market: A.Market, role: str | None
+    conn: psycopg.Connection,
+    safe: psycopg.Connection,
+    routines: list[A.Routine],
+    market: A.Market,
+    role: str | None,
 ) -> list[str]:
-    """Every other routine of ours, called with plausible arguments and rolled back."""
+    """Every other routine of ours, called with plausible arguments and rolled back (the
+    catalog is read on ``safe``, whose search_path no shadow is on)."""
     out = []
     cfg = _config()
     for r in routines:
         if r.name in KNOWN or r.is_trigger or r.kind not in ("f", "p"):
             continue
-        statement, values = A.call_statement(conn, r, "plausible", market, cfg)
+        statement, values = A.call_statement(safe, r, "plausible", market, cfg)
         try:
             with conn.transaction(force_rollback=True):
                 A.local_role(conn, role)
@@ -364,7 +371,8 @@ def _attack_run(ctx, dsn: str, attacked: bool) -> dict[str, Any]:
                         for a in _transcript(conn, markets[who], as_role, who.replace("_", ""))
                     ]
                     answers += [
-                        f"as {who}: {a}" for a in _others(conn, routines, markets[who], as_role)
+                        f"as {who}: {a}"
+                        for a in _others(conn, safe, routines, markets[who], as_role)
                     ]
             answers += _service_flows(
                 dsn,
@@ -451,8 +459,9 @@ def search_path_hijack(ctx) -> str:
         raise CheckInconclusive("no shadow could be planted")
     return (
         f"{hit['planted']} shadows planted ({hit['failed']} refused) by a fresh role with "
-        f"CREATE on {', '.join(hit['schemas'])}, for {len(hit['functions'])} called "
-        f"names and {len(hit['operators'])} operators ({', '.join(hit['operators'])}); "
+        f"CREATE on {', '.join(hit['schemas'])}, of {len(hit['functions'])} names written "
+        f"as calls ({', '.join(hit['functions'][:8])}, ...) and {len(hit['operators'])} "
+        f"operators ({' '.join(hit['operators'])}) for every argument type that could win; "
         f"{len(hit['answers'])} calls as service_role, as the connecting role and "
         "through the service: no shadow ran, the attacker gained nothing, every answer "
         "and row count equals a clean database's"
@@ -611,7 +620,8 @@ def _attempts(
             continue
         for how in ("nulls", "plausible"):
             statement, values = A.call_statement(safe, r, how, market, cfg)
-            out.append((f"{r.signature} with {how} arguments", statement, values, False))
+            label = "NULL" if how == "nulls" else "plausible"
+            out.append((f"{r.signature} with {label} arguments", statement, values, False))
     return out
 
 
@@ -621,7 +631,7 @@ def _refused(exc: psycopg.Error, what: str) -> bool:
     text = str(exc.diag.message_primary or "")
     if not isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return False
-    if " with " in what and what.split("(")[0]:  # a routine: only its own EXECUTE counts
+    if what.endswith(" arguments"):  # a routine: only its own EXECUTE counts
         return text.startswith(
             (
                 "permission denied for function",
