@@ -118,7 +118,6 @@ BEGIN
       updated_at = now()
   WHERE c.workspace_id = p_workspace_id
   RETURNING c.balance INTO v_new_balance;
-
   IF p_workspace_id IS NULL OR p_user_id IS NULL OR NOT EXISTS (
        SELECT FROM public.workspace_members m
        WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id) THEN
@@ -126,7 +125,6 @@ BEGIN
                         NULL::numeric(10,2), NULL::uuid;
     RETURN;
   END IF;
-
   INSERT INTO public.marketplace_purchases (
     buyer_workspace_id, buyer_user_id, total_leads, total_price,
     payment_method, credits_used, status
