@@ -618,3 +618,40 @@ GRANT USAGE, CREATE ON SCHEMA {probe} TO {role}
 
 -- name: probe-schema-drop
 DROP SCHEMA {probe} CASCADE
+
+-- name: attempt-all
+-- The low role's attempts in one call: each statement in its own subtransaction (what
+-- succeeds stays done, as in autocommit), the ones marked to roll back undone after they
+-- succeed; answers each one's outcome, SQLSTATE and message. Run after SET ROLE, so every
+-- statement is checked against that role's privileges.
+CREATE OR REPLACE FUNCTION pg_temp.harness_attempt_all(p_statements text[], p_rollback boolean[])
+RETURNS TABLE (n integer, succeeded boolean, state text, message text)
+LANGUAGE plpgsql
+AS $attempt$
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_statements, 1), 0) LOOP
+    n := i;
+    succeeded := true;
+    state := NULL;
+    message := NULL;
+    BEGIN
+      EXECUTE p_statements[i];
+      IF p_rollback[i] THEN
+        RAISE EXCEPTION USING ERRCODE = 'HP001', MESSAGE = 'harness: undo a probe';
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      IF SQLSTATE <> 'HP001' THEN
+        succeeded := false;
+        state := SQLSTATE;
+        message := SQLERRM;
+      END IF;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END
+$attempt$
+
+-- name: attempt-run
+SELECT n, succeeded, state, message
+FROM pg_temp.harness_attempt_all(%(statements)s::text[], %(rollback)s::boolean[])
+ORDER BY n

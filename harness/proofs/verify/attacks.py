@@ -396,7 +396,9 @@ def _signature_variants(
                     ok = False
                 positions.append([array])
             elif t in cat.types and cat.types[t].kind != "p":
-                positions.append(cat.reaching(t))
+                # Bound to a pool type, a shadow already has an exact match where the
+                # built-in has none; its other arguments need no cast alternatives.
+                positions.append([t] if elem is not None else cat.reaching(t))
             else:
                 ok = False
                 positions.append([])
@@ -422,10 +424,15 @@ def _signature_variants(
 
 
 def function_shadows(
-    cat: Catalog, rows: list[tuple[Any, ...]], wanted: dict[str, set[str]]
+    cat: Catalog,
+    rows: list[tuple[Any, ...]],
+    wanted: dict[str, set[str]],
+    before_catalog: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[Shadow]:
     """Shadows of every overload (``rows`` of the ``overloads`` query) of the called
-    names: ``wanted`` maps a name to the schemas to plant it in."""
+    names: ``wanted`` maps a name to the schemas to plant it in. A copy with the very
+    signature of a built-in can only win where its schema comes before pg_catalog in a
+    path: it is planted only in ``before_catalog``."""
     shadows: dict[tuple[Any, ...], Shadow] = {}
     for (
         _oid,
@@ -455,9 +462,12 @@ def function_shadows(
         if record and not outs and not retset:
             continue
         for args, ret in _signature_variants(cat, list(argtypes), rettype, variadic_any):
+            identical = tuple(argtypes) == args
             for target in sorted(wanted[name]):
                 key = (kind, target, name, args)
-                if key in shadows or (schema == target and tuple(argtypes) == args):
+                if key in shadows or (schema == target and identical):
+                    continue
+                if identical and schema == "pg_catalog" and target not in before_catalog:
                     continue
                 label = (
                     f"{target}.{name}({', '.join(cat.name(a) for a in args)}) shadowing "
@@ -488,11 +498,14 @@ def function_shadows(
 
 
 def operator_shadows(
-    cat: Catalog, rows: list[tuple[Any, ...]], wanted: dict[str, set[str]]
+    cat: Catalog,
+    rows: list[tuple[Any, ...]],
+    wanted: dict[str, set[str]],
+    before_catalog: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[Shadow]:
     """Shadows of every operator (``rows`` of the ``operators`` query) of the symbols
     used, for the argument types that reach it: ``wanted`` maps a symbol to the schemas
-    to plant it in."""
+    to plant it in (identical signatures of pg_catalog's only in ``before_catalog``)."""
     shadows: dict[tuple[Any, ...], Shadow] = {}
     for _oid, schema, symbol, left, right, result in rows:
         if not _OPERATOR_CHARS.fullmatch(symbol):
@@ -500,9 +513,12 @@ def operator_shadows(
         sides = [t for t in (left, right) if t]
         for args, ret in _signature_variants(cat, sides, result, False):
             lt, rt = (args[0], args[1]) if left else (0, args[0])
+            identical = (lt, rt) == (left, right)
             for target in sorted(wanted[symbol]):
                 key = ("o", target, symbol, lt, rt)
-                if key in shadows or (schema == target and (lt, rt) == (left, right)):
+                if key in shadows or (schema == target and identical):
+                    continue
+                if identical and schema == "pg_catalog" and target not in before_catalog:
                     continue
                 label = (
                     f"operator {target}.{symbol}({cat.name(lt) if lt else 'NONE'}, "
@@ -633,17 +649,26 @@ def plausible(type_name: str, param: str, market: Market, config: dict[str, Any]
 
 
 def call_statement(
-    conn: psycopg.Connection, routine: Routine, how: str, market: Market, config: dict[str, Any]
+    conn: psycopg.Connection,
+    routine: Routine,
+    how: str,
+    market: Market,
+    config: dict[str, Any],
+    *,
+    literal: bool = False,
 ) -> tuple[sql.Composed, list[Any]]:
     """A statement calling ``routine`` with NULL arguments (``how="nulls"``) or plausible
-    ones, each cast to its declared type."""
+    ones, each cast to its declared type: as placeholders and their values, or (with
+    ``literal``) written into the statement, for the attempt loop that takes text."""
     args = conn.execute(attacks_query("call-arguments"), {"oid": routine.oid}).fetchall()
     values = []
     parts = []
     for _ord, _oid, type_name, pname in args:
         value = None if how == "nulls" else plausible(type_name, pname, market, config)
-        values.append(value)
-        parts.append(sql.SQL("{}::{}").format(sql.Placeholder(), sql.SQL(type_name)))
+        arg = sql.Literal(value) if literal else sql.Placeholder()
+        if not literal:
+            values.append(value)
+        parts.append(sql.SQL("{}::{}").format(arg, sql.SQL(type_name)))
     name = sql.Identifier(routine.schema, routine.name)
     if routine.kind == "p":
         return sql.SQL("CALL {}({})").format(name, sql.SQL(", ").join(parts)), values

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -50,10 +51,11 @@ def _safe(ctx, dsn: str) -> psycopg.Connection:
 
 def _targets(
     safe: psycopg.Connection, routines: list[A.Routine], callers: list[str]
-) -> tuple[list[str], dict[str, set[str]], dict[str, set[str]], dict[str, set[str]]]:
+) -> tuple[list[str], dict[str, set[str]], dict[str, set[str]], dict[str, set[str]], set[str]]:
     """The schemas to give the attacker, and what to shadow where: function names and
-    operator symbols (each to the schemas to plant it in), and relation names (to the
-    schemas that come before the real one in some search path)."""
+    operator symbols (each to the schemas to plant it in), relation names (to the
+    schemas that come before the real one in some search path), and the writable schemas
+    some path puts before pg_catalog (where an identical signature wins)."""
     paths = {r.oid: A.search_path_schemas(r.search_path, callers) for r in routines}
     writable = ["public"]
     for path in paths.values():
@@ -83,6 +85,13 @@ def _targets(
         ):
             into = operators if is_operator else functions
             into.setdefault(name, set()).update({s for s in writable if s != schema} | {"public"})
+    before_catalog = {
+        s
+        for path in paths.values()
+        if "pg_catalog" in path
+        for s in path[: path.index("pg_catalog")]
+        if s in everywhere
+    }
     relations: dict[str, set[str]] = {}
     for schema, rel, _kind in safe.execute(A.attacks_query("relations"), {"attacker": ""}):
         for path in paths.values():
@@ -90,7 +99,7 @@ def _targets(
                 for earlier in path[: path.index(schema)]:
                     if earlier in writable:
                         relations.setdefault(rel, set()).add(earlier)
-    return writable, functions, operators, relations
+    return writable, functions, operators, relations, before_catalog
 
 
 def _transcript(
@@ -333,7 +342,7 @@ def _attack_run(ctx, dsn: str, attacked: bool) -> dict[str, Any]:
     with _safe(ctx, dsn) as safe:
         try:
             if attacked:
-                writable, functions, operators, relations = _targets(
+                writable, functions, operators, relations, before_catalog = _targets(
                     safe, routines, [A.SERVICE_ROLE, me]
                 )
                 att = A.create_attacker(safe, role, writable, thief)
@@ -346,8 +355,8 @@ def _attack_run(ctx, dsn: str, attacked: bool) -> dict[str, Any]:
                 ).fetchall()
                 rels = safe.execute(A.attacks_query("relations"), {"attacker": role}).fetchall()
                 shadows = (
-                    A.function_shadows(cat, overloads, functions)
-                    + A.operator_shadows(cat, ops, operators)
+                    A.function_shadows(cat, overloads, functions, before_catalog)
+                    + A.operator_shadows(cat, ops, operators, before_catalog)
                     + A.relation_shadows(rels, relations)
                 )
                 A.plant(safe, att, shadows)
@@ -355,7 +364,7 @@ def _attack_run(ctx, dsn: str, attacked: bool) -> dict[str, Any]:
                     planted=att.planted,
                     failed=att.failed,
                     schemas=writable,
-                    functions=sorted(functions),
+                    functions=sorted({row[2] for row in overloads}),
                     operators=sorted(operators),
                     shadows=len(shadows),
                 )
@@ -418,8 +427,11 @@ def search_path_hijack(ctx) -> str:
     database's."""
     attacked = ctx.new_database(audit=False)
     clean = ctx.new_database(audit=False)
-    hit = _attack_run(ctx, attacked, attacked=True)
-    control = _attack_run(ctx, clean, attacked=False)
+    # The attacked database and the clean one are independent: run them at once.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hijack") as pool:
+        hit_run = pool.submit(_attack_run, ctx, attacked, True)
+        control = pool.submit(_attack_run, ctx, clean, False).result()
+        hit = hit_run.result()
     problems = []
     if hit["seen"] or hit["notices"] or hit["log"]:
         labels = list(dict.fromkeys(hit["notices"] + [f"{x} (logged)" for x in hit["log"]]))
@@ -459,8 +471,8 @@ def search_path_hijack(ctx) -> str:
         raise CheckInconclusive("no shadow could be planted")
     return (
         f"{hit['planted']} shadows planted ({hit['failed']} refused) by a fresh role with "
-        f"CREATE on {', '.join(hit['schemas'])}, of {len(hit['functions'])} names written "
-        f"as calls ({', '.join(hit['functions'][:8])}, ...) and {len(hit['operators'])} "
+        f"CREATE on {', '.join(hit['schemas'])}, of the {len(hit['functions'])} routines "
+        f"called ({', '.join(hit['functions'])}) and {len(hit['operators'])} "
         f"operators ({' '.join(hit['operators'])}) for every argument type that could win; "
         f"{len(hit['answers'])} calls as service_role, as the connecting role and "
         "through the service: no shadow ran, the attacker gained nothing, every answer "
@@ -619,17 +631,18 @@ def _attempts(
         if r.is_trigger or r.kind not in ("f", "p", "a"):
             continue
         for how in ("nulls", "plausible"):
-            statement, values = A.call_statement(safe, r, how, market, cfg)
+            statement, values = A.call_statement(safe, r, how, market, cfg, literal=True)
             label = "NULL" if how == "nulls" else "plausible"
             out.append((f"{r.signature} with {label} arguments", statement, values, False))
     return out
 
 
-def _refused(exc: psycopg.Error, what: str) -> bool:
+def _refused(state: str | None, message: str | None, what: str) -> bool:
     """Refused by the privilege check itself: 'permission denied for' the object tried
-    (a function's own tables denying it means the function ran)."""
-    text = str(exc.diag.message_primary or "")
-    if not isinstance(exc, psycopg.errors.InsufficientPrivilege):
+    (a function's own tables denying it means the function ran; a row level security
+    refusal, also 42501, means the privilege was there)."""
+    text = message or ""
+    if state != "42501":
         return False
     if what.endswith(" arguments"):  # a routine: only its own EXECUTE counts
         return text.startswith(
@@ -697,32 +710,36 @@ def _low_role_attempts(ctx, dsn: str) -> str:
     problems: list[str] = []
     tried = 0
     for role in roles:
-        with ctx.connect(dsn, options="-c statement_timeout=5s -c lock_timeout=2s") as conn:
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-            probe_function = True
+        with ctx.connect(dsn, options="-c statement_timeout=120s -c lock_timeout=2s") as conn:
+            conn.execute(A.attacks_query("attempt-all"))
+            can_trigger = True
             try:
                 with conn.transaction():
+                    A.local_role(conn, role)
                     conn.execute(A.attacks_query("attempt-trigger-function"))
             except psycopg.Error:
-                probe_function = False
-            for what, statement, values, rollback in attempts:
-                if what.startswith("TRIGGER") and not probe_function:
-                    continue
-                tried += 1
-                try:
-                    if rollback:
-                        with conn.transaction(force_rollback=True):
-                            conn.execute(statement, values)
-                    else:
-                        conn.execute(statement, values)
+                can_trigger = False  # no temporary function: no TRIGGER attempt to make
+            chosen = [a for a in attempts if can_trigger or not a[0].startswith("TRIGGER")]
+            with conn.transaction():
+                A.local_role(conn, role)
+                outcomes = conn.execute(
+                    A.attacks_query("attempt-run"),
+                    {
+                        "statements": [a[1].as_string(conn) for a in chosen],
+                        "rollback": [a[3] for a in chosen],
+                    },
+                ).fetchall()
+            tried += len(outcomes)
+            for (what, _statement, _values, _rollback), (_n, ok, state, message) in zip(
+                chosen, outcomes, strict=True
+            ):
+                if ok:
                     problems.append(f"{role}: {what} succeeded")
-                except psycopg.Error as exc:
-                    if not _refused(exc, what):
-                        reason = " ".join(str(exc.diag.message_primary).split())[:80]
-                        problems.append(
-                            f"{role}: {what} got past the privilege check "
-                            f"({type(exc).__name__}: {reason})"
-                        )
+                elif not _refused(state, message, what):
+                    reason = " ".join(str(message).split())[:80]
+                    problems.append(
+                        f"{role}: {what} got past the privilege check ({state}: {reason})"
+                    )
     with _safe(ctx, dsn) as safe:
         safe.execute(_attempt("probe-schema-drop", probe=sql.Identifier(probe)))
         after = A.digests(safe)
