@@ -154,6 +154,10 @@ class ServiceError(HarnessError):
         super().__init__(message)
         self.detail = detail
 
+    def __str__(self) -> str:
+        # The user sees .message; logs and reports get the cause as well.
+        return f"{self.message} ({self.detail})" if self.detail else self.message
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         _register(cls, SERVICE_ERRORS)

@@ -44,14 +44,6 @@ def attacker(conn):
     conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-def has_column(conn, table, column):
-    return conn.execute(
-        "SELECT EXISTS (SELECT FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND table_name = %s AND column_name = %s)",
-        (table, column),
-    ).fetchone()[0]
-
-
 # -- 1. search_path hijack ------------------------------------------------------------------
 
 SHADOWS = [
@@ -287,12 +279,12 @@ def test_a_bad_configuration_is_refused_by_the_sql_functions(conn, world, overri
     leads = world.leads(1, "10.00", partner=partner)
     before = snapshot(conn)
     config = {**sql_config(), **override}
-    with pytest.raises(psycopg.Error) as info:
-        conn.execute(
-            "SELECT public.calculate_commission(10.00, 0.30, 0.05, 0.97, now(), now(), %s)",
-            (Jsonb(config),),
-        )
-    assert info.value.sqlstate is not None
+    if not set(override) <= {"download_url_prefix"}:  # the commission reads the rates
+        with pytest.raises(psycopg.Error, match="Invalid configuration"):
+            conn.execute(
+                "SELECT public.calculate_commission(10.00, 0.30, 0.05, 0.97, now(), now(), %s)",
+                (Jsonb(config),),
+            )
     answer = None
     try:
         answer = conn.execute(
@@ -359,7 +351,10 @@ def test_add_credits_keeps_its_three_argument_call_and_replays_by_reference(conn
     for _ in range(2):
         balance = conn.execute("SELECT add_credits(%s, 5.00, 'p', 'ref-1')", (ws,)).fetchone()[0]
         assert balance == Decimal("10.00")
-    assert has_column(conn, "credit_ledger", "payment_reference")
+    entries = conn.execute(
+        "SELECT count(*) FROM credit_ledger WHERE workspace_id = %s", (ws,)
+    ).fetchone()[0]
+    assert entries == 2  # the replay wrote no ledger entry
 
 
 def test_a_bad_payment_reference_or_package_is_refused_before_anything_is_written(
