@@ -54,7 +54,8 @@ def model_lifecycle(ctx: CheckContext) -> str:
         raise CheckFailed(failure.detail + saved) from None
     actions = ", ".join(f"{k} {v}" for k, v in sorted(report.actions.items()))
     budget = (
-        f" (the {lifecycle.DEFAULT_BUDGET_SECONDS:g} s budget ended the run)"
+        f" (the {lifecycle.DEFAULT_BUDGET_SECONDS:g} s limit ended the run after "
+        f"{report.rounds} of {-(-LIFECYCLE_EXAMPLES // lifecycle.ROUND)} rounds)"
         if report.out_of_time
         else ""
     )
