@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from harness.cli.common import Target, add, command, database, note, say
+from harness.cli.common import Target, add, command, database, note, report_errors, say
 from harness.proofs.verify import report as reports
 from harness.proofs.verify.runner import DEFAULT_JOBS, CheckResult, run_suite
 from harness.values import whole
@@ -37,7 +37,7 @@ def run_verify(s: VerifySettings) -> int:
             line += f": {' '.join(result.detail.split())[:160]}"
         note(("\r\x1b[K" if tty else "") + line)
 
-    with database(s) as srv:
+    with database(s, writes="verify (scratch databases next to)") as srv:
         report = run_suite(
             srv.dsn,
             srv.provider,
@@ -50,9 +50,11 @@ def run_verify(s: VerifySettings) -> int:
             on_note=note,
         )
     if s.json:
-        reports.write_json(report, s.json)
+        with report_errors(s.json):
+            reports.write_json(report, s.json)
     if s.junit:
-        reports.write_junit(report, s.junit)
+        with report_errors(s.junit):
+            reports.write_junit(report, s.junit)
     say(reports.table(report))
     return 0 if report.ok else 1
 
