@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,17 @@ def note(*parts: object) -> None:
     """Progress and diagnostics, on stderr, so stdout stays machine-readable; any known
     password is masked."""
     print(scrub(" ".join(str(p) for p in parts)), file=sys.stderr, flush=True)
+
+
+class ScrubSecrets(logging.Filter):
+    """A log filter that masks every known password in a record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 class Parser(argparse.ArgumentParser):
@@ -332,6 +344,7 @@ __all__ = [
     "PROG",
     "NoSettings",
     "Parser",
+    "ScrubSecrets",
     "Target",
     "add",
     "announce",

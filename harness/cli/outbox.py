@@ -8,8 +8,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from harness import db
+from harness import db, env
 from harness.cli.common import (
+    ScrubSecrets,
     Target,
     add,
     command,
@@ -121,8 +122,11 @@ def run_cancel(s: CancelSettings) -> int:
 
 
 def run_worker(s: WorkerCommandSettings) -> int:
+    env.read("HARNESS_EMAIL_FROM")  # read when mail goes out; a bad value stops it here
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(ScrubSecrets())
     with database(s, writes="worker") as srv:
         require_migrated(srv.dsn, s.migration_dirs)
         worker = Worker(

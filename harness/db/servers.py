@@ -362,6 +362,12 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
         cluster.arm()
         workdir = cluster.workdir
         data, sock, pwfile = workdir / "data", workdir / "sock", workdir / "password"
+        if user is not None and not all(_may(user, d, 1) for d in workdir.parents):
+            raise ProvisionError(
+                f"the server's account {user.pw_name} cannot pass through "
+                f"{workdir.parent} (TMPDIR), where the server would live; point TMPDIR "
+                "at a directory others may traverse (mode o+x), such as /tmp"
+            )
         if user is not None and not reachable_by(user, bin_dir):
             bin_dir = _private_copy(bin_dir, workdir)
         sock.mkdir(mode=0o700)
