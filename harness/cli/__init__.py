@@ -13,6 +13,7 @@ most of a second), so this module imports nothing heavy at the top.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """The parser ``cli`` uses, built once per process (parsing leaves it unchanged)."""
+    return build_parser()
+
+
 def error_line(message: str) -> str:
     """``harness: error: ...`` on one line, every known password masked."""
     from harness.db.connections import scrub
@@ -58,7 +65,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     from harness.errors import HarnessError
 
     try:
-        parser = build_parser()
+        parser = _parser()
         args = parser.parse_args(argv)
         resolve(parser, args)
         return int(args.run(settings(args.settings_cls, args)) or 0)

@@ -51,10 +51,14 @@ def project_migrations_dir() -> Path:
 def resolve_sources(dirs: Sequence[str | os.PathLike[str]] | None) -> list[Path]:
     paths = [Path(d) for d in dirs] if dirs else [project_migrations_dir()]
     for path in paths:
-        if not path.is_dir():
-            raise UsageError(f"migrations directory not found: {path}")
-        if not any(path.glob("*.sql")) and not any(path.glob("*.py")):
-            raise UsageError(f"migrations directory holds no migrations: {path}")
+        shown = str(path) if len(str(path)) <= 200 else str(path)[:197] + "..."
+        try:
+            if not path.is_dir():
+                raise UsageError(f"migrations directory not found: {shown}")
+            if not any(path.glob("*.sql")) and not any(path.glob("*.py")):
+                raise UsageError(f"migrations directory holds no migrations: {shown}")
+        except OSError as exc:
+            raise UsageError(f"migrations directory {shown}: {exc.strerror or exc}") from exc
     return [p.resolve() for p in paths]
 
 
