@@ -338,7 +338,7 @@ def test_the_legacy_flow_loses_updates_under_concurrency(own_db):
 
 def test_the_legacy_flow_needs_nothing_beyond_the_base_schema(own_db):
     with Migrator(own_db) as m:
-        m.rollback(3)
+        m.rollback(len(m.migrations) - 1)  # everything after the base schema
         assert [s.id for s in m.status() if s.applied] == ["0001_base_schema"]
     with database.connect(own_db) as conn:
         from conftest import World

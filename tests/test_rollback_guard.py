@@ -159,3 +159,17 @@ def test_rolling_back_and_reapplying_any_migration_then_reconcile_keeps_every_in
     with database.connect(db) as conn:
         violations = check_invariants(conn, pending_timeout=NOW)
     assert violations == [], capsys.readouterr().out
+
+
+def test_the_gates_rollback_rehearsal_reports_the_same_list(db, admin_dsn):
+    from harness.proofs.gate import rollback_plan_text
+
+    queue_email_job(db)
+    on_target = rollback_plan_text(db, True, None)
+    assert "rollback plan on the target (harness rollback --all --dry-run)" in on_target
+    assert "table email_jobs (1 row(s)) (0003_email_outbox)" in on_target
+    assert "refuses them without --accept-data-loss" in on_target
+    without = rollback_plan_text(admin_dsn, False, None)
+    assert "on a scratch database" in without and "table email_jobs (0 row(s))" in without
+    assert "refuses" not in without
+    assert scratch_databases(admin_dsn) == []

@@ -176,6 +176,7 @@ def test_the_server_wants_its_password_and_keeps_it_in_private_files():
             st = path.stat()
             assert (stat.S_IMODE(st.st_mode), st.st_uid) == (mode, owner), path
         assert stat.S_IMODE((srv.workdir / "password").stat().st_mode) == 0o600
+        assert stat.S_IMODE((srv.workdir / "pgpass").stat().st_mode) == 0o600
         assert (srv.workdir / "password").read_text().strip() == params["password"]
 
 

@@ -272,7 +272,7 @@ def _popen(cmd: list[str], user: pwd.struct_passwd | None, **kwargs: Any) -> sub
     kw.update(kwargs)
     if user is not None:
         kw.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-        kw["env"] = {**os.environ, "HOME": tempfile.gettempdir(), "USER": user.pw_name}
+        kw.setdefault("env", {**os.environ, "HOME": tempfile.gettempdir(), "USER": user.pw_name})
         kw.setdefault("cwd", tempfile.gettempdir())
     return subprocess.Popen(cmd, **kw)
 
@@ -284,7 +284,7 @@ class _Watchdog:
         script = Path(__file__).with_name("watchdog.py")
         # Its own session: a Ctrl-C or a kill of our process group does not reach it.
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(script), str(workdir)],
+            [sys.executable or "python3", "-I", "-S", str(script), str(workdir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -328,10 +328,18 @@ class _Cluster:
         self.watchdog = _Watchdog(self.workdir)
         self.workdir.mkdir(mode=0o700)
 
-    def run(self, cmd: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, cmd: list[str], what: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """A server tool in a process group of its own, which the watchdog kills if we
         die while it runs."""
-        proc = _popen(cmd, self.user, start_new_session=True)
+        kw: dict[str, Any] = {"start_new_session": True}
+        if extra_env:
+            base = {**os.environ}
+            if self.user is not None:
+                base.update(HOME=tempfile.gettempdir(), USER=self.user.pw_name)
+            kw["env"] = {**base, **extra_env}
+        proc = _popen(cmd, self.user, **kw)
         if self.watchdog is not None:
             self.watchdog.tell(f"group {proc.pid}")
         try:
@@ -350,6 +358,13 @@ class _Cluster:
             self.watchdog.close()
 
 
+def _private_file(path: Path, text: str) -> None:
+    """Create ``path`` (it must not exist) readable by its owner only, holding ``text``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def start_cluster(bin_dir: Path, provider: str) -> Server:
     """initdb + pg_ctl start in a new private directory; returns the running server.
 
@@ -362,6 +377,7 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
         cluster.arm()
         workdir = cluster.workdir
         data, sock, pwfile = workdir / "data", workdir / "sock", workdir / "password"
+        passfile = workdir / "pgpass"
         if user is not None and not all(_may(user, d, 1) for d in workdir.parents):
             raise ProvisionError(
                 f"the server's account {user.pw_name} cannot pass through "
@@ -372,11 +388,12 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
             bin_dir = _private_copy(bin_dir, workdir)
         sock.mkdir(mode=0o700)
         password = secrets.token_urlsafe(24)
-        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(password + "\n")
+        _private_file(pwfile, password + "\n")
+        # The server's own connections to itself (dblink, postgres_fdw run by the
+        # superuser) find the password here, in the server's environment only.
+        _private_file(passfile, f"*:*:*:{SUPERUSER}:{password}\n")
         if user is not None:
-            for p in (workdir, sock, pwfile):
+            for p in (workdir, sock, pwfile, passfile):
                 os.chown(p, user.pw_uid, user.pw_gid)
         init = cluster.run(
             [
@@ -422,6 +439,7 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
                 "start",
             ],
             "pg_ctl start",
+            extra_env={"PGPASSFILE": str(passfile)},
         )
         if start.returncode != 0:
             log = workdir / "server.log"
