@@ -26,6 +26,7 @@ from harness.errors import UsageError
 
 PROG = "harness"
 ENV_ATTR = "harness_env"
+FLAG_ACTIONS = ("store_true", "store_false", "count", "help", "version")
 S = TypeVar("S")
 
 
@@ -93,6 +94,10 @@ def add(
         kwargs["help"] = f"{kwargs.get('help', var.help)} (env {env_var})"
         if fallback is None:
             fallback = var.default
+    if "type" not in kwargs and kwargs.get("action") not in FLAG_ACTIONS:
+        # Even free text (a partner's name, a DSN argument) is refused when it is huge or
+        # holds characters that are not text, before it reaches a query or a path.
+        kwargs["type"] = _argparse_type(env.plausible)
     action = parser.add_argument(*flags, default=None if env_var else fallback, **kwargs)
     if env_var is not None:
         setattr(action, ENV_ATTR, (env_var, fallback))
