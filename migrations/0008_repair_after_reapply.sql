@@ -1,4 +1,4 @@
--- depends: 0004_purchase_flow
+-- depends: 0005_harden_money_functions
 -- Repairs what rolling 0004_purchase_flow back and applying it again leaves behind.
 -- 0004's rollback drops marketplace_purchases.leads_marked_at; re-applied, the column
 -- comes back NULL for every purchase. A pending purchase whose leads were already
