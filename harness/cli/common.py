@@ -204,9 +204,7 @@ def read_state() -> dict[str, Any] | None:
     path = servers.state_file()
     try:
         state = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # none recorded, or not one we can read
         return None
     return state if isinstance(state, dict) and "dsn" in state else None
 
@@ -239,8 +237,8 @@ def database(target: Target, *, writes: str | None = None) -> Iterator[servers.S
 
 
 def describe_target(dsn: str) -> str:
-    """``database app on host db.example:5432 (PostgreSQL 15.8) as app``: where a DSN
-    really leads, from the connection itself (defaults and PG* variables included)."""
+    """``database app on host db.example port 5432 (PostgreSQL 15.8) as app``: where a
+    DSN really leads, from the connection itself (defaults and PG* variables included)."""
     with db.connect(dsn) as conn:
         info = conn.info
         version = db.scalar(conn, "SHOW server_version")

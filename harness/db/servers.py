@@ -329,7 +329,7 @@ class _Cluster:
         self.workdir.mkdir(mode=0o700)
 
     def run(
-        self, cmd: list[str], what: str, extra_env: dict[str, str] | None = None
+        self, cmd: list[str], extra_env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """A server tool in a process group of its own, which the watchdog kills if we
         die while it runs."""
@@ -408,8 +408,7 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
                 "--locale=C",
                 "--no-sync",
                 "--no-instructions",
-            ],
-            "initdb",
+            ]
         )
         if init.returncode != 0:
             raise ProvisionError(f"initdb failed ({bin_dir}): {init.stderr.strip()[-500:]}")
@@ -438,7 +437,6 @@ def start_cluster(bin_dir: Path, provider: str) -> Server:
                 "60",
                 "start",
             ],
-            "pg_ctl start",
             extra_env={"PGPASSFILE": str(passfile)},
         )
         if start.returncode != 0:
