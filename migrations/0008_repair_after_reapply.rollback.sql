@@ -1,4 +1,5 @@
 -- 0008_repair_after_reapply changes no schema: it only re-derived leads_marked_at for
 -- pending purchases whose leads were already counted as sold. Nothing to undo; the
--- statement below keeps this file a valid, empty step.
-SELECT 1;
+-- statement below keeps this file a valid, empty step: one that returns no rows, since
+-- yoyo prints the rows a migration's statements return on standard output.
+DO $$ BEGIN END $$;
