@@ -70,7 +70,7 @@ ROUND = 8  # sequences per hypothesis run
 # this long (the evidence says so). A failure found is still shrunk, for at most
 # SHRINK_SECONDS.
 DEFAULT_BUDGET_SECONDS = 30.0
-SHRINK_SECONDS = 15.0
+SHRINK_SECONDS = 10.0
 FLOWS = ("atomic", "stepwise")
 KEYS = (None, "k1", "k2")
 AMOUNTS = (Decimal("0.50"), Decimal("1.00"), Decimal("2.50"))

@@ -62,7 +62,9 @@ FROM marketplace_purchases p
 JOIN marketplace_purchase_items i ON i.purchase_id = p.id
 JOIN leads l ON l.id = i.lead_id
 WHERE p.id = %(purchase_id)s AND p.buyer_workspace_id = %(workspace_id)s
-  AND p.status = 'completed'
+  -- status as text: a comparison of the enum type itself would resolve, under the
+  -- caller's search_path, to an = operator on that type planted in public.
+  AND p.status::text = 'completed'
 ORDER BY l.id;
 
 -- name: add_credits
