@@ -15,6 +15,7 @@ from harness.db.migrations import Migrator
 from harness.drivers.scenarios.format import dump, load_scenario
 from harness.drivers.scenarios.runner import run_scenarios
 from harness.proofs.lifecycle import ModelFailure, run_lifecycle
+from harness.proofs.verify.checks import model as model_checks
 
 MIGRATIONS = ROOT / "migrations"
 BROKEN = ROOT / "examples" / "broken"
@@ -53,7 +54,11 @@ def test_a_sequence_only_defect_fails_with_the_shrunk_sequence(clone_db):
 
 
 @pytest.mark.slow
-def test_save_failures_writes_a_scenario_that_replays_the_failure(admin_dsn, tmp_path, capsys):
+def test_save_failures_writes_a_scenario_that_replays_the_failure(
+    admin_dsn, tmp_path, capsys, monkeypatch
+):
+    # Any failing sequence replays, shrunk or not: a short shrink keeps the test fast.
+    monkeypatch.setattr(model_checks, "SHRINK_SECONDS", 1.0)
     broken = BROKEN / "complete_trusts_items"
     saved = tmp_path / "failures"
     code = cli(

@@ -38,10 +38,18 @@ def test_watch_exits_0_on_a_healthy_database(healthy, capsys):
 
 def test_watch_exits_1_on_a_purchase_stuck_in_pending(healthy, conn, world, capsys):
     ws, (user,) = world.workspace(balance=None)
-    conn.execute(
+    (lead,) = world.leads(1, price="1.00")
+    # As a purchase stuck after its debit is: pending, holding its lead's reservation (a
+    # pending purchase without its reservations breaks an invariant of its own).
+    (purchase,) = conn.execute(
         "INSERT INTO marketplace_purchases (buyer_workspace_id, buyer_user_id, total_leads, "
-        "total_price, created_at) VALUES (%s, %s, 1, 1.00, now() - interval '20 minutes')",
+        "total_price, created_at) VALUES (%s, %s, 1, 1.00, now() - interval '20 minutes') "
+        "RETURNING id",
         (ws, user),
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO lead_reservations (lead_id, workspace_id, purchase_id) VALUES (%s, %s, %s)",
+        (lead, ws, purchase),
     )
     assert cli(["watch", "--dsn", healthy, "--pending-timeout", "30m"]) == 0
     capsys.readouterr()
