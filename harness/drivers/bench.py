@@ -93,6 +93,7 @@ CLIENT_COUNTS = (1, 8, 32)
 HISTORY_RUNS = ("purchase_with_credits_hot", "purchase_with_credits_spread", "atomic_spread")
 HISTORY_FACTORS = (1, 10, 100)
 HISTORY_BASE = 10_000  # purchases of history at the first size
+STARTING_HISTORY = 10_000  # purchases of history the runs start from
 HISTORY_CALLS = 1_000  # calls timed per run and size, by one client
 HISTORY_CHUNK = 50_000  # history purchases written per statement
 # Leads a run may buy at most, per second of duration (each purchase takes a new one).
@@ -537,8 +538,15 @@ def run_bench(
     chosen = set(only or RUNS)
     pgbench_bin = find_pgbench(srv.bin_dir)
     leads = seconds * LEADS_PER_SECOND + 20_000
-    note(f"bench: preparing {SPREAD} workspaces and {leads:,} leads")
+    note(
+        f"bench: preparing {SPREAD} workspaces, {leads:,} leads and {STARTING_HISTORY:,} "
+        "purchases of history"
+    )
     prepare(dsn, leads)
+    # Runs start from a database with some history and fresh statistics, as a live one
+    # has: from empty tables the planner would pick sequential scans that every later
+    # call in the run repeats on a growing table (foreign-key checks included).
+    grow_history(dsn, 0, STARTING_HISTORY)
     bench = Bench(dsn, pgbench_bin, leads, note)
     load_before = os.getloadavg()
     profiled = profile and profiling(dsn)
