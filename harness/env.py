@@ -399,6 +399,13 @@ declare(
 )
 declare("HARNESS_BENCH_HTML", output_path, "write the bench's HTML report here", group=L)
 declare(
+    "HARNESS_BENCH_ROUNDS",
+    values.whole(1, 100),
+    "rounds each bench run is split into, taken in turn with the other runs",
+    3,
+    group=L,
+)
+declare(
     "HARNESS_BENCH_CLIENT_COUNTS",
     values.wholes(1, 1000),
     "the client counts the hot and spread bench runs are repeated at",

@@ -37,6 +37,7 @@ class BenchSettings(Target):
     html: str | None = None
     clients: int = 8
     duration: int = 10
+    rounds: int = bench.ROUNDS
     profile: bool = False
     only: tuple[str, ...] | None = None
     client_counts: tuple[int, ...] = bench.CLIENT_COUNTS
@@ -173,6 +174,7 @@ def run_bench(s: BenchSettings) -> int:
                 history_base=s.history,
                 migrations=s.migration_dirs,
                 keep=s.keep,
+                rounds=s.rounds,
                 note=note,
             )
     if s.json:
@@ -305,7 +307,15 @@ def register(sub: Any) -> None:
         "--duration",
         type=whole(1, 86400),
         env_var="HARNESS_BENCH_DURATION",
-        help="seconds per run (default 10)",
+        help="seconds per run, all its rounds together (default 10)",
+    )
+    add(
+        p,
+        "--rounds",
+        metavar="N",
+        env_var="HARNESS_BENCH_ROUNDS",
+        help="split each run into N rounds of at least 2 s, taken in turn with the other "
+        "runs, so that the machine's load falls on every run alike (default 3)",
     )
     add(
         p,

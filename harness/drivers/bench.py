@@ -99,6 +99,8 @@ HISTORY_CHUNK = 50_000  # history purchases written per statement
 # Leads a run may buy at most, per second of duration (each purchase takes a new one).
 LEADS_PER_SECOND = 25_000
 LEAD_CHUNK = 100_000
+ROUNDS = 3  # each run is split into this many rounds, taken in turn with the others
+MIN_ROUND = 2  # seconds: a shorter round is mostly pgbench connecting
 
 
 def script_path(name: str) -> Path:
@@ -511,6 +513,37 @@ def history(
 # -- the command ---------------------------------------------------------------------
 
 
+def split(seconds: int, rounds: int) -> list[int]:
+    """``seconds`` in ``rounds`` whole parts of at least MIN_ROUND seconds (fewer rounds
+    when it is too short), the longer parts first."""
+    n = max(1, min(rounds, seconds // MIN_ROUND))
+    return [seconds // n + (1 if i < seconds % n else 0) for i in range(n)]
+
+
+def merge_round(run: dict[str, Any] | None, part: dict[str, Any], seconds: int) -> dict[str, Any]:
+    """A run's figures over its rounds so far: tps weighted by each round's length, counts
+    added up, each round's tps kept, the first warning kept."""
+    if run is None:
+        return {**part, "round_tps": [round(part["tps"], 1)], "seconds": seconds}
+    total = run["seconds"] + seconds
+    merged = {
+        **run,
+        "tps": (run["tps"] * run["seconds"] + part["tps"] * seconds) / total,
+        "seconds": total,
+        "round_tps": [*run["round_tps"], round(part["tps"], 1)],
+    }
+    for key in ("transactions", "failed", "purchases_committed"):
+        if key in part:
+            merged[key] = run.get(key, 0) + part[key]
+    if part.get("latency_ms") is not None and run.get("latency_ms") is not None:
+        merged["latency_ms"] = round(
+            (run["latency_ms"] * run["seconds"] + part["latency_ms"] * seconds) / total, 3
+        )
+    if "warning" in part and "warning" not in run:
+        merged["warning"] = part["warning"]
+    return merged
+
+
 def ratios_of(results: dict[str, float]) -> dict[str, float | None]:
     return {
         ratio: round(results[num] / results[den], 2)
@@ -532,6 +565,7 @@ def run_bench(
     history_calls: int = HISTORY_CALLS,
     migrations: list[str] | None = None,
     keep: bool = False,
+    rounds: int = ROUNDS,
     note: Callable[..., None] = lambda *a: None,
 ) -> dict[str, Any]:
     """Every run, then the client counts and the history phases, as one JSON-able report."""
@@ -550,24 +584,35 @@ def run_bench(
     bench = Bench(dsn, pgbench_bin, leads, note)
     load_before = os.getloadavg()
     profiled = profile and profiling(dsn)
+    # Each run is split into rounds taken in turn with the others, so that a change in the
+    # machine's load during the bench falls on every run alike, not on whichever ran then.
+    # (A profile is reset before each run, so a profiled bench takes one round.)
+    slices = split(seconds, 1 if profiled else rounds)
     results: dict[str, float] = {}
     runs: dict[str, dict] = {}
     profiles: dict[str, list] = {}
-    for name in (n for n in RUNS if n in chosen):
-        bench.ensure_leads(seconds * LEADS_PER_SECOND)
-        if profiled:
-            profile_reset(dsn)
-        note(f"bench: {name} ({clients} clients, {seconds}s)")
-        run = bench.run(name, clients, seconds)
-        results[name] = round(run["tps"], 1)
-        runs[name] = run
-        note(f"bench: {name}: {results[name]:,.0f} tps")
-        if profiled:
-            profiles[name] = profile_top(dsn)
+    names = [n for n in RUNS if n in chosen]
+    for r, length in enumerate(slices):
+        for name in names:
+            bench.ensure_leads(length * LEADS_PER_SECOND)
+            if profiled:
+                profile_reset(dsn)
+            note(
+                f"bench: {name} ({clients} clients, {length}s"
+                + (f", round {r + 1} of {len(slices)})" if len(slices) > 1 else ")")
+            )
+            part = bench.run(name, clients, length)
+            runs[name] = merge_round(runs.get(name), part, length)
+            note(f"bench: {name}: {part['tps']:,.0f} tps")
+            if profiled:
+                profiles[name] = profile_top(dsn)
+    for name, run in runs.items():
+        run["tps"] = results[name] = round(run["tps"], 1)
     report: dict[str, Any] = {
         "server_version": db.server_version(dsn),
         "clients": clients,
         "duration_s": seconds,
+        "rounds": len(slices),
         "cpus": os.cpu_count(),
         "provider": srv.provider,
         "pgbench": str(pgbench_bin),
@@ -603,6 +648,7 @@ def run_bench(
 
 __all__ = [
     "CLIENT_COUNTS",
+    "ROUNDS",
     "HISTORY_BASE",
     "PGBENCH_RUNS",
     "PYTHON_RUNS",

@@ -48,9 +48,10 @@ def text_report(r: dict[str, Any]) -> list[str]:
         return _queue_text(r)
     lines = [
         f"PostgreSQL {r['server_version']} ({r['provider']}), {r['clients']} clients, "
-        f"{r['duration_s']}s per run, {r['cpus']} CPUs{_load(r)}",
+        f"{r['duration_s']}s per run in {r.get('rounds', 1)} round(s), {r['cpus']} CPUs"
+        f"{_load(r)}",
         "",
-        f"  {'run':32} {'tps':>10} {'vs seed':>8} {'vs limit':>9}",
+        f"  {'run':32} {'tps':>10} {'vs seed':>8} {'vs limit':>9}  rounds",
     ]
     results = r["results"]
     for name, tps in results.items():
@@ -58,9 +59,11 @@ def text_report(r: dict[str, Any]) -> list[str]:
         limit = results.get(LIMIT_OF.get(name, ""))
         vs_seed = f"{tps / seed:.2f}" if seed else ("1.00" if name.startswith("seed") else "")
         vs_limit = f"{tps / limit:.2f}" if limit else ""
-        warn = r["runs"][name].get("warning")
+        run = r["runs"][name]
+        each = " / ".join(f"{t:,.0f}" for t in run.get("round_tps", []))
+        warn = run.get("warning")
         lines.append(
-            f"  {name:32} {tps:>10,.0f} {vs_seed:>8} {vs_limit:>9}"
+            f"  {name:32} {tps:>10,.0f} {vs_seed:>8} {vs_limit:>9}  {each}"
             + (f"  ({warn})" if warn else "")
         )
     targets = r.get("targets", {})
