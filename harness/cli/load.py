@@ -160,7 +160,7 @@ def run_bench(s: BenchSettings) -> int:
             report = {
                 "server_version": db.server_version(dsn),
                 "provider": srv.provider,
-                "queue": queue_bench.run_queue_bench(dsn, s.jobs, note=note),
+                "queue": queue_bench.run_queue_bench(dsn, s.jobs, rounds=s.rounds, note=note),
             }
         else:
             report = bench.run_bench(

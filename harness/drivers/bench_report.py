@@ -113,7 +113,8 @@ def _queue_text(r: dict[str, Any]) -> list[str]:
     q = r["queue"]
     lines = [
         f"email worker into an SMTP sink, PostgreSQL {r['server_version']} ({r['provider']}), "
-        f"{q['jobs']:,} confirmation emails per measurement, {q['cpus']} CPUs{_load(r)}",
+        f"{q['jobs']:,} confirmation emails per measurement in {q.get('rounds', 1)} round(s), "
+        f"{q['cpus']} CPUs{_load(r)}",
         "",
         f"  {'processes':>9} {'worker/s':>10} {'ceiling/s':>10} {'worker/ceiling':>15} "
         f"{'delivered twice':>16} {'never':>6}",
@@ -124,6 +125,10 @@ def _queue_text(r: dict[str, Any]) -> list[str]:
             f"{f['ceiling_emails_per_second']:>10,.0f} {f['worker_vs_ceiling']:>15.2f} "
             f"{f['worker']['delivered_twice']:>16} {f['worker']['missing']:>6}"
         )
+        if len(f.get("worker_round_rates", [])) > 1:
+            w = " / ".join(f"{x:,.0f}" for x in f["worker_round_rates"])
+            c = " / ".join(f"{x:,.0f}" for x in f["ceiling_round_rates"])
+            lines.append(f"  {'':>9} rounds: worker {w}; ceiling {c}")
     t = q["targets"]
     one = q["by_processes"].get("1")
     if one:

@@ -34,6 +34,8 @@ from harness.errors import HarnessError
 
 PROCESSES = (1, 4)
 JOBS = 2000
+ROUNDS = 3  # each measurement in this many parts, taken in turn with the others
+MIN_ROUND_JOBS = 200
 TARGET_RATIO = 0.7  # worker / ceiling, one process
 TARGET_RATE = 300.0  # emails per second, one worker process
 START_TIMEOUT = 60.0
@@ -234,81 +236,120 @@ def run_queue_bench(
     dsn: str,
     jobs: int = JOBS,
     processes: Sequence[int] = PROCESSES,
+    rounds: int = ROUNDS,
     note: Callable[..., None] = lambda *a: None,
 ) -> dict[str, Any]:
     """The ceiling and the worker at each number of processes; the report (``problems``
-    lists any job delivered twice or never)."""
+    lists any job delivered twice or never).
+
+    The ``jobs`` of each measurement are delivered in ``rounds`` parts, each part's ceiling
+    and worker measured in turn with the other process counts', so that a change in the
+    machine's load falls on every figure alike."""
     from harness.drivers.bench import SPREAD, prepare
 
     ctx = multiprocessing.get_context("spawn")
+    rounds = max(1, min(rounds, jobs // MIN_ROUND_JOBS))
+    parts = [jobs // rounds + (1 if i < jobs % rounds else 0) for i in range(rounds)]
     prepare(dsn, jobs * len(processes))
     problems: list[str] = []
-    report: dict[str, Any] = {"jobs": jobs, "cpus": os.cpu_count(), "by_processes": {}}
+    totals = {
+        n: dict.fromkeys(("seconds", "sent", "cpu", "wseconds", "wsent", "wcpu"), 0.0)
+        for n in processes
+    }
+    checks: dict[int, dict[str, dict[str, int]]] = {n: {} for n in processes}
+    per_round: dict[int, dict[str, list[float]]] = {
+        n: {"worker": [], "ceiling": []} for n in processes
+    }
     load_before = os.getloadavg()
-    for i, n in enumerate(processes):
-        note(f"bench --queue: queueing {jobs} confirmation emails")
-        rows = queue_jobs(dsn, 1 + i * jobs, jobs)
-        expected = {r["message_id"] for r in rows}
-        slices = [rows[k::n] for k in range(n)]
+    first_lead = 1
+    for r, part in enumerate(parts):
+        for n in processes:
+            label = f"{n} process(es)" + (f", round {r + 1} of {rounds}" if rounds > 1 else "")
+            rows = queue_jobs(dsn, first_lead, part)
+            first_lead += part
+            expected = {row["message_id"] for row in rows}
+            slices = [rows[k::n] for k in range(n)]
 
-        sink = Sink(ctx)
-        try:
-            note(f"bench --queue: ceiling, {n} process(es) rendering and sending, no database")
-            seconds, sent, cpu = _phase(ctx, _ceiling_main, [(s, sink.url) for s in slices])
-        finally:
-            ids = sink.stop()
-        ceiling = _check_deliveries(f"ceiling, {n} process(es)", ids, expected, problems)
-        ceiling_rate = round(sent / seconds, 1)
+            sink = Sink(ctx)
+            try:
+                note(f"bench --queue: ceiling, {label}: {part} emails, no database")
+                seconds, sent, cpu = _phase(ctx, _ceiling_main, [(x, sink.url) for x in slices])
+            finally:
+                ids = sink.stop()
+            _add(
+                checks[n],
+                "ceiling",
+                _check_deliveries(f"ceiling, {label}", ids, expected, problems),
+            )
 
-        sink = Sink(ctx)
-        try:
-            note(f"bench --queue: {n} worker process(es)")
-            wseconds, wsent, wcpu = _phase(ctx, _worker_main, [(dsn, sink.url)] * n)
-        finally:
-            ids = sink.stop()
-        worker = _check_deliveries(f"{n} worker process(es)", ids, expected, problems)
-        worker_rate = round(wsent / wseconds, 1)
-        with db.connect(dsn) as conn:
-            unsettled = db.scalar(conn, db.query("bench", "unsent_jobs"))
-        if unsettled:
-            problems.append(f"{n} worker process(es): {unsettled} job(s) not sent")
-        figures = {
+            sink = Sink(ctx)
+            try:
+                note(f"bench --queue: worker, {label}: {part} queued emails")
+                wseconds, wsent, wcpu = _phase(ctx, _worker_main, [(dsn, sink.url)] * n)
+            finally:
+                ids = sink.stop()
+            _add(
+                checks[n], "worker", _check_deliveries(f"worker, {label}", ids, expected, problems)
+            )
+            with db.connect(dsn) as conn:
+                unsettled = db.scalar(conn, db.query("bench", "unsent_jobs"))
+            if unsettled:
+                problems.append(f"worker, {label}: {unsettled} job(s) not sent")
+            t = totals[n]
+            for key, value in zip(
+                ("seconds", "sent", "cpu", "wseconds", "wsent", "wcpu"),
+                (seconds, sent, cpu, wseconds, wsent, wcpu),
+                strict=True,
+            ):
+                t[key] += value
+            per_round[n]["ceiling"].append(round(sent / seconds, 1))
+            per_round[n]["worker"].append(round(wsent / wseconds, 1))
+            note(
+                f"bench --queue: {label}: worker {wsent / wseconds:,.0f}/s, "
+                f"ceiling {sent / seconds:,.0f}/s"
+            )
+    report: dict[str, Any] = {
+        "jobs": jobs,
+        "rounds": rounds,
+        "cpus": os.cpu_count(),
+        "by_processes": {},
+    }
+    for n in processes:
+        t = totals[n]
+        worker_rate = round(t["wsent"] / t["wseconds"], 1)
+        ceiling_rate = round(t["sent"] / t["seconds"], 1)
+        report["by_processes"][str(n)] = {
             "processes": n,
             "worker_emails_per_second": worker_rate,
             "ceiling_emails_per_second": ceiling_rate,
             "worker_vs_ceiling": round(worker_rate / ceiling_rate, 2) if ceiling_rate else None,
-            "worker_seconds": round(wseconds, 3),
-            "ceiling_seconds": round(seconds, 3),
+            "worker_round_rates": per_round[n]["worker"],
+            "ceiling_round_rates": per_round[n]["ceiling"],
+            "worker_seconds": round(t["wseconds"], 3),
+            "ceiling_seconds": round(t["seconds"], 3),
             # CPU the processes used per email: what a quiet machine's rate depends on.
-            "worker_cpu_ms_per_email": round(1000 * wcpu / max(wsent, 1), 3),
-            "ceiling_cpu_ms_per_email": round(1000 * cpu / max(sent, 1), 3),
-            "worker": worker,
-            "ceiling": ceiling,
+            "worker_cpu_ms_per_email": round(1000 * t["wcpu"] / max(t["wsent"], 1), 3),
+            "ceiling_cpu_ms_per_email": round(1000 * t["cpu"] / max(t["sent"], 1), 3),
+            "worker": checks[n]["worker"],
+            "ceiling": checks[n]["ceiling"],
         }
-        note(
-            f"bench --queue: {n} process(es): worker {worker_rate:,.0f}/s, "
-            f"ceiling {ceiling_rate:,.0f}/s"
-        )
-        report["by_processes"][str(n)] = figures
+    keys = ("worker_emails_per_second", "ceiling_emails_per_second", "worker_vs_ceiling")
     one = report["by_processes"].get("1")
     if one:
-        for key in ("worker_emails_per_second", "ceiling_emails_per_second", "worker_vs_ceiling"):
+        for key in keys:
             report[key] = one[key]
     more = [v for k, v in report["by_processes"].items() if k != "1"]
     if more:
-        report[f"workers_{more[-1]['processes']}"] = {
-            key: more[-1][key]
-            for key in (
-                "worker_emails_per_second",
-                "ceiling_emails_per_second",
-                "worker_vs_ceiling",
-            )
-        }
+        report[f"workers_{more[-1]['processes']}"] = {key: more[-1][key] for key in keys}
     report["targets"] = {"worker_vs_ceiling": TARGET_RATIO, "worker_emails_per_second": TARGET_RATE}
     report["spread"] = SPREAD
     report["problems"] = problems
     report["load_average"] = {"start": list(load_before), "end": list(os.getloadavg())}
     return report
+
+
+def _add(into: dict[str, dict[str, int]], phase: str, counts: dict[str, int]) -> None:
+    into[phase] = {k: into.get(phase, {}).get(k, 0) + v for k, v in counts.items()}
 
 
 __all__ = ["JOBS", "PROCESSES", "run_queue_bench"]

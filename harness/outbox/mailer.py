@@ -273,7 +273,7 @@ class _RenderCache(EmailPolicy):
     # Compared by their settings: the generator folds with a clone of the message's
     # policy (for its line separator), which must find what the last clone folded.
     def _settings(self) -> tuple[tuple[str, Any], ...]:
-        return tuple(sorted(self.__dict__.items()))
+        return tuple(self.__dict__.items())  # clone() keeps the order of the attributes
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self._settings() == other._settings()

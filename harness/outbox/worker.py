@@ -3,7 +3,9 @@
 Delivery is at-least-once. A worker claims a batch of due jobs with
 ``FOR UPDATE SKIP LOCKED`` (so workers never wait on, or take, each other's jobs) and
 holds them under a lease it renews while it lives; a job whose worker died is taken
-over once the lease expires. Each email carries ``Message-ID: <email-job-{id}@harness>``,
+over once the lease expires. Each job's attempt is begun (counted) just before its send;
+the jobs of a batch that were delivered are marked sent together, in one statement, when
+the batch ends. Each email carries ``Message-ID: <email-job-{id}@harness>``,
 so a redelivery after a crash is recognisably the same message. A failed attempt is
 retried after an exponential backoff; after the last attempt (or a permanent 5xx
 refusal) the job is dead-lettered with its error. On SIGTERM the worker finishes the
@@ -36,7 +38,7 @@ from harness.outbox.queue import require_outbox
 log = logging.getLogger("harness.outbox.worker")
 
 DEFAULT_LEASE_SECONDS = 60.0
-DEFAULT_BATCH_SIZE = 10
+DEFAULT_BATCH_SIZE = 25  # jobs claimed, and then marked sent, per statement
 DEFAULT_POLL_INTERVAL = 1.0
 DRAIN_POLL_INTERVAL = 0.25
 MAX_BACKOFF_SECONDS = 3600.0
