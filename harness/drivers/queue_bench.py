@@ -31,6 +31,7 @@ from typing import Any
 
 from harness import db
 from harness.errors import HarnessError
+from harness.outbox.mailer import message_id_for
 
 PROCESSES = (1, 4)
 JOBS = 2000
@@ -39,6 +40,7 @@ MIN_ROUND_JOBS = 200
 TARGET_RATIO = 0.7  # worker / ceiling, one process
 TARGET_RATE = 300.0  # emails per second, one worker process
 START_TIMEOUT = 60.0
+WARMUP_ID = "<warmup@harness-bench>"  # the ceiling's first message, sent before timing
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(\S+)", re.I | re.M)
 
 
@@ -109,36 +111,34 @@ def _free_port() -> int:
 
 
 def _ceiling_main(jobs: list[dict[str, Any]], url: str, go: Any, out: Connection) -> None:
-    """Render and send ``jobs`` over one connection, after the start signal."""
-    from harness.outbox.mailer import Mailer, SmtpSettings, render
+    """Render and send ``jobs`` over one connection, after the start signal, as the worker
+    renders and addresses them."""
+    from harness.outbox.mailer import Mailer, SmtpSettings, message_id_for, recipient_of, render
 
     settings = SmtpSettings.from_url(url)
     with Mailer(settings) as mailer:
-        mailer.send(render(**_warmup(jobs[0]), sender=settings.sender))  # connect first
+        first = jobs[0]
+        warmup = render(
+            first["kind"],
+            first["payload"],
+            message_id=WARMUP_ID,
+            date=first["created_at"],
+            sender=settings.sender,
+        )
+        mailer.send(warmup, recipient_of(first["kind"], first["payload"]))  # connect first
         go.wait()
         cpu = time.process_time()
         for job in jobs:
-            mailer.send(
-                render(
-                    job["kind"],
-                    job["payload"],
-                    message_id=job["message_id"],
-                    date=job["created_at"],
-                    sender=settings.sender,
-                )
+            msg = render(
+                job["kind"],
+                job["payload"],
+                message_id=message_id_for(job),
+                date=job["created_at"],
+                sender=settings.sender,
             )
+            mailer.send(msg, recipient_of(job["kind"], job["payload"]))
         out.send((time.monotonic(), len(jobs), time.process_time() - cpu))
     out.close()
-
-
-def _warmup(job: dict[str, Any]) -> dict[str, Any]:
-    """A message like the job's under a Message-ID no job has, to open the connection."""
-    return {
-        "kind": job["kind"],
-        "payload": job["payload"],
-        "message_id": "<warmup@harness-bench>",
-        "date": job["created_at"],
-    }
 
 
 def _worker_main(dsn: str, url: str, go: Any, out: Connection) -> None:
@@ -220,7 +220,7 @@ def queue_jobs(dsn: str, first: int, count: int) -> list[dict[str, Any]]:
 def _check_deliveries(
     what: str, ids: list[str], expected: set[str], problems: list[str]
 ) -> dict[str, int]:
-    seen = Counter(i for i in ids if i != "<warmup@harness-bench>")
+    seen = Counter(i for i in ids if i != WARMUP_ID)
     twice = sum(1 for n in seen.values() if n > 1)
     missing = len(expected - set(seen))
     stray = len(set(seen) - expected)
@@ -267,7 +267,7 @@ def run_queue_bench(
             label = f"{n} process(es)" + (f", round {r + 1} of {rounds}" if rounds > 1 else "")
             rows = queue_jobs(dsn, first_lead, part)
             first_lead += part
-            expected = {row["message_id"] for row in rows}
+            expected = {message_id_for(row) for row in rows}
             slices = [rows[k::n] for k in range(n)]
 
             sink = Sink(ctx)

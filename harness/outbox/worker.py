@@ -5,8 +5,9 @@ Delivery is at-least-once. A worker claims a batch of due jobs with
 holds them under a lease it renews while it lives; a job whose worker died is taken
 over once the lease expires. Each job's attempt is begun (counted) just before its send;
 the jobs of a batch that were delivered are marked sent together, in one statement, when
-the batch ends. Each email carries ``Message-ID: <email-job-{id}@harness>``,
-so a redelivery after a crash is recognisably the same message. A failed attempt is
+the batch ends. Each email carries ``Message-ID: <{message_uuid}@harness>``
+(a UUID drawn when the job was queued), so a redelivery after a crash is recognisably the
+same message, and no two jobs of any database share one. A failed attempt is
 retried after an exponential backoff; after the last attempt (or a permanent 5xx
 refusal) the job is dead-lettered with its error. On SIGTERM the worker finishes the
 send under way, returns the jobs it claimed but never began, and exits.
@@ -32,7 +33,15 @@ from psycopg.rows import dict_row, tuple_row
 from harness import env
 from harness.db import connect, query
 from harness.errors import ConnectionFailed, UsageError
-from harness.outbox.mailer import Mailer, SmtpSettings, describe_error, is_permanent, render
+from harness.outbox.mailer import (
+    Mailer,
+    SmtpSettings,
+    describe_error,
+    is_permanent,
+    message_id_for,
+    recipient_of,
+    render,
+)
 from harness.outbox.queue import require_outbox
 
 log = logging.getLogger("harness.outbox.worker")
@@ -319,7 +328,7 @@ class Worker:
                     break
                 attempt = self._deliver(conn, mailer, job)
                 if attempt is not None:
-                    delivered.append((job["id"], attempt, job["message_id"]))
+                    delivered.append((job["id"], attempt, message_id_for(job)))
         finally:
             # Delivered jobs are marked sent together, once per batch (or before a stop or
             # an error ends it): one statement instead of one per job. Until then they
@@ -358,17 +367,18 @@ class Worker:
             msg = render(
                 job["kind"],
                 job["payload"],
-                message_id=job["message_id"],
+                message_id=message_id_for(job),
                 date=job["created_at"],
                 sender=self.smtp.sender,
             )
+            to = recipient_of(job["kind"], job["payload"])
         except (KeyError, ValueError, TypeError) as exc:
             self._failed(
                 conn, fence, f"cannot render the email: {describe_error(exc)}", permanent=True
             )
             return None
         try:
-            mailer.send(msg)
+            mailer.send(msg, to)
         except Exception as exc:  # every failure is recorded on the job, none is lost
             self._failed(conn, fence, describe_error(exc), permanent=is_permanent(exc))
             return None

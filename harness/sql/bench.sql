@@ -197,9 +197,10 @@ FROM (
 ) purchases;
 
 -- name: queued_jobs
--- The queued jobs as the worker reads them when it claims them.
-SELECT id, kind, payload, message_id, created_at
-FROM email_jobs
+-- The queued jobs as the worker reads them when it claims them (queue.sql's claim).
+SELECT id, kind, payload, message_id, (to_jsonb(j) ->> 'message_uuid')::uuid AS message_uuid,
+       created_at
+FROM email_jobs j
 WHERE status = 'queued'
 ORDER BY id;
 
