@@ -322,7 +322,7 @@ def test_a_batch_of_delivered_jobs_is_marked_sent_in_one_statement(conn, db):
     assert stats.sent == 5
     assert [r[0] for r in conn.execute("SELECT n FROM sent_per_statement")] == [5]
     assert {i: v[:2] for i, v in jobs(conn).items()} == {i: ("sent", 1) for i in ids}
-    assert sink.message_ids() == {f"<email-job-{i}@harness>": 1 for i in ids}
+    assert sink.message_ids() == {mid(conn, i): 1 for i in ids}
 
 
 def test_jobs_a_killed_worker_delivered_but_never_marked_are_sent_again_under_their_ids(conn, db):
@@ -341,9 +341,9 @@ def test_jobs_a_killed_worker_delivered_but_never_marked_are_sent_again_under_th
     assert stats.sent == 5 and stats.recovered == 5
     assert {i: v[0] for i, v in jobs(conn).items()} == {i: "sent" for i in ids}
     delivered = sink.message_ids()
-    assert set(delivered) == {f"<email-job-{i}@harness>" for i in ids}
-    assert [delivered[f"<email-job-{i}@harness>"] for i in ids[:2]] == [2, 2]
-    assert all(delivered[f"<email-job-{i}@harness>"] == 1 for i in ids[3:])
+    assert set(delivered) == {mid(conn, i) for i in ids}
+    assert [delivered[mid(conn, i)] for i in ids[:2]] == [2, 2]
+    assert all(delivered[mid(conn, i)] == 1 for i in ids[3:])
 
 
 # -- cancellation ----------------------------------------------------------------------------
