@@ -47,7 +47,19 @@ class BenchSettings(Target):
     keep: bool = False
 
 
+# Read by the locustfile in Locust's own processes: a bad value must stop the command
+# here, in one line, not in every Locust worker.
+LOCUSTFILE_VARIABLES = (
+    "HARNESS_LOAD_INVARIANTS",
+    "HARNESS_LOAD_LEADS_PER_PURCHASE",
+    "HARNESS_LOAD_THINK_MS",
+    "HARNESS_APP_URL",
+)
+
+
 def run_load(s: LoadSettings) -> int:
+    for name in LOCUSTFILE_VARIABLES:
+        env.read(name)
     ds = load.load_dataset(s.scenario)
     flow_spec = (
         s.flow
@@ -69,7 +81,7 @@ def run_load(s: LoadSettings) -> int:
         keep_logs=bool(env.read("HARNESS_LOAD_KEEP_LOGS")),
     )
     with (
-        database(s) as srv,
+        database(s, writes="load (a scratch database next to)") as srv,
         db.scratch_database(srv.dsn, prefix="harness_load", keep=s.keep) as dsn,
     ):
         note(f"load: database {db.dbname_of(dsn)} on {srv.provider}; migrating, seeding {ds.name}")
@@ -150,7 +162,7 @@ def _print_load(r: dict[str, Any]) -> None:
 
 def run_bench(s: BenchSettings) -> int:
     with (
-        database(s) as srv,
+        database(s, writes="bench (a scratch database next to)") as srv,
         db.scratch_database(srv.dsn, prefix="harness_bench", keep=s.keep) as dsn,
     ):
         note(f"bench: database {db.dbname_of(dsn)} on {srv.provider}")
