@@ -481,6 +481,36 @@ declare(
     False,
     group=L,
 )
+declare("HARNESS_BENCH_HTML", output_path, "write the bench's HTML report here", group=L)
+declare(
+    "HARNESS_BENCH_ROUNDS",
+    values.whole(1, 100),
+    "rounds each bench run is split into, taken in turn with the other runs",
+    3,
+    group=L,
+)
+declare(
+    "HARNESS_BENCH_CLIENT_COUNTS",
+    values.wholes(1, 1000),
+    "the client counts the hot and spread bench runs are repeated at",
+    (1, 8, 32),
+    group=L,
+)
+declare(
+    "HARNESS_BENCH_HISTORY",
+    values.whole(0, 10_000_000),
+    "purchases of history the bench's cost-with-history phase starts from, grown 10x and "
+    "100x (0: skip the phase)",
+    10_000,
+    group=L,
+)
+declare(
+    "HARNESS_BENCH_QUEUE_JOBS",
+    values.whole(1, 1_000_000),
+    "confirmation emails `harness bench --queue` delivers per measurement",
+    2000,
+    group=L,
+)
 
 
 T = "tests"
@@ -500,6 +530,8 @@ def table() -> str:
         default = var.default
         if hasattr(default, "total_seconds"):
             default = values.show_duration(default)
+        elif isinstance(default, tuple):
+            default = ",".join(map(str, default))
         shown = "" if default is None else f"`{default}`"
         rows.append(f"| `{var.name}` | {shown} | {var.help} |")
     return "\n".join(rows) + "\n"

@@ -139,6 +139,17 @@ def names(text: str) -> tuple[str, ...]:
     return items
 
 
+def wholes(low: int | None = None, high: int | None = None) -> Callable[[str], tuple[int, ...]]:
+    """A comma-separated list of whole numbers, each within ``[low, high]``; not empty."""
+    one = whole(low, high)
+
+    def parse(text: str) -> tuple[int, ...]:
+        return tuple(one(part) for part in names(text))
+
+    parse.__name__ = "list of whole numbers"
+    return parse
+
+
 def choice(*allowed: str) -> Callable[[str], str]:
     """A parser accepting one of ``allowed``."""
 
@@ -174,4 +185,5 @@ __all__ = [
     "show_duration",
     "text",
     "whole",
+    "wholes",
 ]

@@ -39,7 +39,11 @@ def test_fingerprint_leaves_out_yoyo_bookkeeping(conn):
 
 def test_fingerprint_reads_function_security_attributes(conn):
     attrs = fingerprint(conn)["functions"][PWC]
-    assert attrs["config"] == ["search_path=pg_catalog, pg_temp"]
+    assert attrs["config"] == [
+        "search_path=pg_catalog, pg_temp",
+        "plan_cache_mode=force_generic_plan",
+        "harness.ledger_writer=money_function",
+    ]
     assert attrs["security_definer"] is False
     assert "PUBLIC" not in attrs["grants"]
     assert attrs["grants"]["service_role"] == ["EXECUTE"]

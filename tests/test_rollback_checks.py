@@ -110,7 +110,7 @@ def test_switch_back_fails_when_a_rollback_drops_the_function(drops_function):
     with pytest.raises(CheckFailed) as failed:
         switch_back(drops_function)
     assert (
-        "after rolling back 0100_replace_purchase_function the atomic flow, which worked "
+        "after rolling back 0100_replace_purchase_function the stepwise flow, which worked "
         "before 0100_replace_purchase_function was applied, fails: DatabaseFailure"
     ) in failed.value.detail
     assert "UndefinedFunction" in failed.value.detail  # the cause, named

@@ -300,6 +300,52 @@ def test_sigterm_finishes_the_send_under_way_and_releases_the_rest(conn, db):
     assert sink.message_ids() == {mid(conn, ids[0]): 1}
 
 
+def test_a_batch_of_delivered_jobs_is_marked_sent_in_one_statement(conn, db):
+    ids = enqueue(conn, 5)
+    conn.execute("CREATE TABLE sent_per_statement (n integer)")
+    conn.execute(
+        """CREATE FUNCTION count_sent() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO sent_per_statement
+          SELECT count(*) FROM new_rows n JOIN old_rows o USING (id)
+          WHERE n.status = 'sent' AND o.status <> 'sent' HAVING count(*) > 0;
+          RETURN NULL;
+        END $$"""
+    )
+    conn.execute(
+        "CREATE TRIGGER count_sent AFTER UPDATE ON email_jobs REFERENCING OLD TABLE AS old_rows "
+        "NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION count_sent()"
+    )
+    sink = Sink()
+    with running(sink) as url:
+        stats = drain(db, url, batch_size=5)
+    assert stats.sent == 5
+    assert [r[0] for r in conn.execute("SELECT n FROM sent_per_statement")] == [5]
+    assert {i: v[:2] for i, v in jobs(conn).items()} == {i: ("sent", 1) for i in ids}
+    assert sink.message_ids() == {mid(conn, i): 1 for i in ids}
+
+
+def test_jobs_a_killed_worker_delivered_but_never_marked_are_sent_again_under_their_ids(conn, db):
+    ids = enqueue(conn, 5)
+    sink = Sink(delay=0.3)
+    with running(sink) as url:
+        proc = worker_process(db, url, "--lease", "1", "--batch-size", "5")
+        try:
+            sink.wait_for(2, timeout=30)
+            proc.kill()  # during the third send: two delivered, none marked yet
+        finally:
+            proc.kill()
+            proc.wait()
+        assert all(status == "sending" for status, *_ in jobs(conn).values())
+        stats = drain(db, url, **FAST)
+    assert stats.sent == 5 and stats.recovered == 5
+    assert {i: v[0] for i, v in jobs(conn).items()} == {i: "sent" for i in ids}
+    delivered = sink.message_ids()
+    assert set(delivered) == {mid(conn, i) for i in ids}
+    assert [delivered[mid(conn, i)] for i in ids[:2]] == [2, 2]
+    assert all(delivered[mid(conn, i)] == 1 for i in ids[3:])
+
+
 # -- cancellation ----------------------------------------------------------------------------
 
 

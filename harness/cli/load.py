@@ -12,7 +12,7 @@ from typing import Any
 from harness import db, env
 from harness.cli.common import Target, add, command, database, note, say, write_text
 from harness.db.migrations import migrate
-from harness.drivers import bench, load
+from harness.drivers import bench, bench_report, load, queue_bench
 from harness.money.invariants import summary
 from harness.values import duration, number, whole
 
@@ -34,10 +34,16 @@ class LoadSettings(Target):
 @dataclass(frozen=True)
 class BenchSettings(Target):
     json: str | None = None
+    html: str | None = None
     clients: int = 8
     duration: int = 10
+    rounds: int = bench.ROUNDS
     profile: bool = False
     only: tuple[str, ...] | None = None
+    client_counts: tuple[int, ...] = bench.CLIENT_COUNTS
+    history: int = bench.HISTORY_BASE
+    queue: bool = False
+    jobs: int = queue_bench.JOBS
     keep: bool = False
 
 
@@ -161,37 +167,40 @@ def run_bench(s: BenchSettings) -> int:
     ):
         note(f"bench: database {db.dbname_of(dsn)} on {srv.provider}")
         migrate(dsn, s.migration_dirs)
-        report = bench.run_bench(
-            srv,
-            dsn,
-            s.clients,
-            s.duration,
-            profile=s.profile,
-            only=list(s.only) if s.only else None,
-            note=note,
-        )
+        report: dict[str, Any]
+        if s.queue:
+            report = {
+                "server_version": db.server_version(dsn),
+                "provider": srv.provider,
+                "queue": queue_bench.run_queue_bench(dsn, s.jobs, rounds=s.rounds, note=note),
+            }
+        else:
+            report = bench.run_bench(
+                srv,
+                dsn,
+                s.clients,
+                s.duration,
+                profile=s.profile,
+                only=s.only,
+                client_counts=s.client_counts,
+                history_base=s.history,
+                migrations=s.migration_dirs,
+                keep=s.keep,
+                rounds=s.rounds,
+                note=note,
+            )
     if s.json:
         write_text(s.json, json.dumps(report, indent=2, default=str) + "\n")
+    if s.html:
+        write_text(s.html, bench_report.html_report(report))
+        note(f"bench: HTML report written to {s.html}")
     if s.json != "-":
-        _print_bench(report)
-    return 0
-
-
-def _print_bench(r: dict[str, Any]) -> None:
-    say(
-        f"PostgreSQL {r['server_version']} ({r['provider']}), {r['clients']} clients, "
-        f"{r['duration_s']}s per run, {r['cpus']} CPUs"
-    )
-    for name, tps in r["results"].items():
-        warn = r["runs"][name].get("warning")
-        say(f"  {name:32} {tps:>10,.0f} tps" + (f"  ({warn})" if warn else ""))
-    for name, value in r["ratios"].items():
-        if value is not None:
-            say(f"  {name:48} {value:.2f}")
-    for name, rows in r.get("profile", {}).items():
-        say(f"profile of {name} (pg_stat_statements, by total time):")
-        for row in rows:
-            say(f"    {row['calls']:>8} x {row['mean_ms']:.4f} ms  {row['query']}")
+        for line in bench_report.text_report(report):
+            say(line)
+    problems = report.get("queue", {}).get("problems", [])
+    for p in problems:
+        note(f"bench --queue: FAILED: {p}")
+    return 1 if problems else 0
 
 
 def register(sub: Any) -> None:
@@ -267,18 +276,22 @@ def register(sub: Any) -> None:
         help="a locustfile of your own (default the packaged one)",
     )
 
-    runs = bench.PGBENCH_RUNS + bench.PYTHON_RUNS
+    runs = bench.RUNS
     p = command(
         sub,
         "bench",
         run_bench,
         BenchSettings,
         database=True,
-        help="pgbench the money functions against baselines",
-        description="Measure, in one run on one server, a hot and a spread one-row UPDATE, "
-        "purchase_with_credits hot and spread, and the atomic flow spread, all with "
-        "pgbench; and the stepwise and atomic flows spread from Python with the same "
-        "number of clients. Reports tps and the ratios.",
+        help="pgbench the money functions against the limits and the source design",
+        description="Measure, in one run on one server, with pgbench: a hot and a spread "
+        "one-row UPDATE (the limits), the source design's purchase_with_credits as written "
+        "and the project's, each hot and spread, and the atomic flow spread; the stepwise "
+        "and atomic flows spread from Python with the same number of clients; the hot and "
+        "spread runs again at each client count; and one client's cost per purchase as "
+        "history grows 10x and 100x, with the plan of every statement. Reports tps, the "
+        "ratios and the targets. With --queue, the email worker's throughput against the "
+        "ceiling measured in the same run instead.",
     )
     add(
         p,
@@ -286,6 +299,13 @@ def register(sub: Any) -> None:
         metavar="OUT",
         env_var="HARNESS_BENCH_JSON",
         help="write the JSON report here, '-' for stdout",
+    )
+    add(
+        p,
+        "--html",
+        metavar="OUT",
+        env_var="HARNESS_BENCH_HTML",
+        help="write a self-contained HTML report with a chart of every run here",
     )
     add(
         p,
@@ -299,7 +319,15 @@ def register(sub: Any) -> None:
         "--duration",
         type=whole(1, 86400),
         env_var="HARNESS_BENCH_DURATION",
-        help="seconds per run (default 10)",
+        help="seconds per run, all its rounds together (default 10)",
+    )
+    add(
+        p,
+        "--rounds",
+        metavar="N",
+        env_var="HARNESS_BENCH_ROUNDS",
+        help="split each run into N rounds of at least 2 s, taken in turn with the other "
+        "runs, so that the machine's load falls on every run alike (default 3)",
     )
     add(
         p,
@@ -315,7 +343,39 @@ def register(sub: Any) -> None:
         action="append",
         choices=runs,
         metavar="RUN",
-        help="run only this one, repeatable: " + ", ".join(runs),
+        help="run only this one, repeatable (the client counts and history phases too): "
+        + ", ".join(runs),
+    )
+    add(
+        p,
+        "--client-counts",
+        metavar="N,N,...",
+        env_var="HARNESS_BENCH_CLIENT_COUNTS",
+        help="client counts the hot and spread runs are repeated at (default 1,8,32; "
+        "give only --clients' count to skip the phase)",
+    )
+    add(
+        p,
+        "--history",
+        metavar="PURCHASES",
+        env_var="HARNESS_BENCH_HISTORY",
+        help="purchases of history the cost-with-history phase starts from, then grows "
+        "10x and 100x (default 10000; 0 skips the phase)",
+    )
+    add(
+        p,
+        "--queue",
+        action="store_true",
+        default=False,
+        help="instead of the pgbench runs: the email worker (1 and 4 processes) against "
+        "the ceiling of a bare send loop, into an SMTP sink in its own process",
+    )
+    add(
+        p,
+        "--jobs",
+        metavar="N",
+        env_var="HARNESS_BENCH_QUEUE_JOBS",
+        help="with --queue: confirmation emails per measurement (default 2000)",
     )
     add(
         p,

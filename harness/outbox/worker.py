@@ -3,7 +3,9 @@
 Delivery is at-least-once. A worker claims a batch of due jobs with
 ``FOR UPDATE SKIP LOCKED`` (so workers never wait on, or take, each other's jobs) and
 holds them under a lease it renews while it lives; a job whose worker died is taken
-over once the lease expires. Each email carries ``Message-ID: <{message_uuid}@harness>``
+over once the lease expires. Each job's attempt is begun (counted) just before its send;
+the jobs of a batch that were delivered are marked sent together, in one statement, when
+the batch ends. Each email carries ``Message-ID: <{message_uuid}@harness>``
 (a UUID drawn when the job was queued), so a redelivery after a crash is recognisably the
 same message, and no two jobs of any database share one. A failed attempt is
 retried after an exponential backoff; after the last attempt (or a permanent 5xx
@@ -45,7 +47,7 @@ from harness.outbox.queue import require_outbox
 log = logging.getLogger("harness.outbox.worker")
 
 DEFAULT_LEASE_SECONDS = 60.0
-DEFAULT_BATCH_SIZE = 10
+DEFAULT_BATCH_SIZE = 25  # jobs claimed, and then marked sent, per statement
 DEFAULT_POLL_INTERVAL = 1.0
 DRAIN_POLL_INTERVAL = 0.25
 MAX_BACKOFF_SECONDS = 3600.0
@@ -318,11 +320,22 @@ class Worker:
                 },
             ).fetchall()
         jobs.sort(key=lambda j: j["id"])
-        for i, job in enumerate(jobs):
-            if self._stop.is_set():
-                self._release(conn, [j["id"] for j in jobs[i:]])
-                break
-            self._deliver(conn, mailer, job)
+        delivered: list[tuple[int, int, str]] = []  # (id, attempt, Message-ID)
+        try:
+            for i, job in enumerate(jobs):
+                if self._stop.is_set():
+                    self._release(conn, [j["id"] for j in jobs[i:]])
+                    break
+                attempt = self._deliver(conn, mailer, job)
+                if attempt is not None:
+                    delivered.append((job["id"], attempt, message_id_for(job)))
+        finally:
+            # Delivered jobs are marked sent together, once per batch (or before a stop or
+            # an error ends it): one statement instead of one per job. Until then they
+            # stay 'sending' under this worker's renewed lease; were it to die first,
+            # they would be sent again under the same Message-ID (at-least-once).
+            if delivered:
+                self._mark_sent(conn, delivered)
         return len(jobs)
 
     def _release(self, conn: psycopg.Connection, ids: list[int]) -> None:
@@ -333,7 +346,10 @@ class Worker:
         self._counters.add("released", len(released))
         log.info("%s: released %d unbegun job(s)", self.name, len(released))
 
-    def _deliver(self, conn: psycopg.Connection, mailer: Mailer, job: dict[str, Any]) -> None:
+    def _deliver(self, conn: psycopg.Connection, mailer: Mailer, job: dict[str, Any]) -> int | None:
+        """Begin an attempt at one claimed job and send it: the attempt's number when
+        the message was accepted (the caller marks it sent), None when the job was
+        cancelled, lost or failed (already recorded)."""
         fence = {"id": job["id"], "worker": self.name}
         with conn.cursor(row_factory=tuple_row) as cur:
             row = cur.execute(query("queue", "begin_attempt"), fence).fetchone()
@@ -344,8 +360,8 @@ class Worker:
                 else:
                     self._counters.add("lost")
                     log.warning("%s: lost the lease of job %s", self.name, job["id"])
-                return
-        attempt = row[0]
+                return None
+        attempt: int = row[0]
         fence["attempt"] = attempt
         try:
             msg = render(
@@ -360,27 +376,36 @@ class Worker:
             self._failed(
                 conn, fence, f"cannot render the email: {describe_error(exc)}", permanent=True
             )
-            return
+            return None
         try:
             mailer.send(msg, to)
         except Exception as exc:  # every failure is recorded on the job, none is lost
             self._failed(conn, fence, describe_error(exc), permanent=is_permanent(exc))
-            return
+            return None
+        return attempt
+
+    def _mark_sent(self, conn: psycopg.Connection, delivered: list[tuple[int, int, str]]) -> None:
         with conn.cursor(row_factory=tuple_row) as cur:
-            if cur.execute(query("queue", "mark_sent"), fence).fetchone():
+            marked = {
+                r[0]
+                for r in cur.execute(
+                    query("queue", "mark_sent"),
+                    {
+                        "ids": [d[0] for d in delivered],
+                        "attempts": [d[1] for d in delivered],
+                        "worker": self.name,
+                    },
+                ).fetchall()
+            }
+        for job_id, attempt, message_id in delivered:
+            if job_id in marked:
                 self._counters.add("sent")
-                log.info(
-                    "%s: sent job %s (attempt %d) %s",
-                    self.name,
-                    job["id"],
-                    attempt,
-                    message_id_for(job),
-                )
+                log.info("%s: sent job %s (attempt %d) %s", self.name, job_id, attempt, message_id)
             else:
                 # Delivered, but another worker took the job over: it will send it again
                 # under the same Message-ID (at-least-once).
                 self._counters.add("lost")
-                log.warning("%s: sent job %s after losing its lease", self.name, job["id"])
+                log.warning("%s: sent job %s after losing its lease", self.name, job_id)
 
     def _failed(
         self, conn: psycopg.Connection, fence: dict[str, Any], error: str, *, permanent: bool

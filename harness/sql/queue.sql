@@ -121,11 +121,21 @@ WHERE id = %(id)s AND status = 'sending' AND locked_by = %(worker)s
 RETURNING id;
 
 -- name: mark_sent
-UPDATE email_jobs
+-- The jobs of a batch this worker delivered, each fenced on the attempt it sent, in one
+-- statement. Rows are locked in id order, as the heartbeat locks them.
+WITH delivered AS (
+  SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS d (id, attempt)
+), mine AS (
+  SELECT j.id FROM email_jobs j JOIN delivered d ON d.id = j.id
+  WHERE j.status = 'sending' AND j.locked_by = %(worker)s AND j.attempts = d.attempt
+  ORDER BY j.id
+  FOR UPDATE OF j
+)
+UPDATE email_jobs j
 SET status = 'sent', sent_at = now(), locked_until = NULL
-WHERE id = %(id)s AND status = 'sending' AND locked_by = %(worker)s
-  AND attempts = %(attempt)s
-RETURNING id;
+FROM mine
+WHERE j.id = mine.id
+RETURNING j.id;
 
 -- name: mark_failed
 -- After a failed attempt: retry after the backoff, or dead letter after the last

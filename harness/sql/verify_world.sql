@@ -7,6 +7,9 @@ SELECT workspace_id, balance, total_used FROM workspace_credits
 SELECT success, error_message, new_balance, purchase_id
 FROM purchase_with_credits(%s, %s, %s::uuid[], %s, %s)
 
+-- name: refund
+SELECT refund_purchase(%s)::text
+
 -- name: mark-sold
 SELECT mark_leads_sold_batch(%s::uuid[])
 

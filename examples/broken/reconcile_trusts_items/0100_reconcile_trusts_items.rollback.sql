@@ -1,29 +1,26 @@
 -- Rollback of 0100_reconcile_trusts_items.
 -- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
 -- by hand (edit the manifest and regenerate).
--- Restores reconcile_purchase as migrations/0005_harden_money_functions.sql creates it,
+-- Restores reconcile_purchase as migrations/0006_faster_money_functions.sql creates it,
 -- exactly.
 
 -- Guarantees: a pending purchase whose items match and whose leads were marked is completed
--- (with its email job), else refunded. Locks: credits row, purchase row (re-checked), leads.
+-- (with its email job), else refunded. Locks: the purchase row (re-checked), then as
+-- complete_purchase or refund_purchase (leads by id, credits row).
 CREATE OR REPLACE FUNCTION public.reconcile_purchase(p_purchase_id uuid, p_config jsonb) RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_workspace  uuid;
   v_purchase   public.marketplace_purchases%ROWTYPE;
   v_items      integer;
   v_sum        numeric;
 BEGIN
   PERFORM public.checked_config(p_config);
-  SELECT p.buyer_workspace_id INTO v_workspace
-  FROM public.marketplace_purchases p WHERE p.id = p_purchase_id;
+  SELECT * INTO v_purchase FROM public.marketplace_purchases p WHERE p.id = p_purchase_id FOR UPDATE;
   IF NOT FOUND THEN
     RETURN 'missing';
   END IF;
-  PERFORM FROM public.workspace_credits c WHERE c.workspace_id = v_workspace FOR UPDATE;
-  SELECT * INTO v_purchase FROM public.marketplace_purchases p WHERE p.id = p_purchase_id FOR UPDATE;
   IF v_purchase.status <> 'pending' THEN
     RETURN 'unchanged';
   END IF;

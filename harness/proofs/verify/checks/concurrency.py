@@ -248,8 +248,13 @@ def exclusive_lead(ctx) -> str:
 @check("concurrency.no-deadlock")
 def no_deadlock(ctx) -> str:
     """16 workspaces buy overlapping lead sets given in opposite orders, and mark them
-    sold in the same transaction: no deadlock (or any other error) surfaces, and every
-    lead is sold once per purchase that holds it."""
+    sold in the same transaction, while 16 refunds give back earlier purchases of the same
+    workspaces whose leads the buyers are taking: purchases lock leads then the credits
+    row, refunds the purchase, its leads, then the credits row, so no deadlock (or any
+    other error) surfaces, and every lead is sold once per purchase that holds it."""
+    from harness import db
+    from harness.money import service
+
     dsn = ctx.new_database(audit=False)
     racers = 16
     with ctx.connect(dsn) as conn:
@@ -257,28 +262,54 @@ def no_deadlock(ctx) -> str:
         buyers = [world.workspace(balance="20.00") for _ in range(racers)]
         a, b, c, d = world.leads(4, "1.00")
     orders = [[a, b, c], [c, b, a], [b, c, d], [d, c, b]]
+    # Each buyer's earlier purchase, stopped pending with its leads marked sold: of the one
+    # lead its own purchase below does not take, which half of the other buyers do.
+    pool = db.pool(dsn, min_size=1, max_size=2)
+    try:
+        stepwise = service.PurchaseService(pool, flow="stepwise")
+        earlier = [
+            stepwise.purchase_and_crash(
+                service.PurchaseRequest(
+                    workspace_id=ws, user_id=user, lead_ids=(d if i % 4 < 2 else a,)
+                ),
+                after="mark_sold",
+            )
+            for i, (ws, (user,)) in enumerate(buyers)
+        ]
+    finally:
+        pool.close()
 
-    def buy(conn, i):
+    def race(conn, i):
+        if i >= racers:
+            return db.scalar(conn, q("world", "refund"), (earlier[i - racers],))
         ws, (user,) = buyers[i]
         leads = orders[i % 4]
         ans = purchase(conn, ws, user, leads, Decimal("3.00"))
         return ans, (mark_sold(conn, leads) if ans.success else None)
 
-    outcomes, seen = run_race(dsn, racers, buy, hold=0.02)
+    outcomes, seen = run_race(dsn, 2 * racers, race, hold=0.02)
     _raised(outcomes)
     _require_concurrency(seen)
-    refused = [o.value[0].error_message for o in outcomes if not o.value[0].success]
+    bought = [o.value for o in outcomes if o.worker < racers]
+    refused = [ans.error_message for ans, _ in bought if not ans.success]
     if refused:
         raise CheckFailed(f"{len(refused)} purchases refused: {Counter(refused)}")
+    refunds = Counter(o.value for o in outcomes if o.worker >= racers)
+    if refunds != {"refunded": racers}:
+        raise CheckFailed(f"refunds answered {dict(refunds)}, want {racers} 'refunded'")
     expected: defaultdict[uuid.UUID, int] = defaultdict(int)
     for i in range(racers):
         for lead in orders[i % 4]:
             expected[lead] += 1
     with ctx.connect(dsn) as conn:
         sold = {r[0]: r[1] for r in conn.execute(q("world", "leads"), ([a, b, c, d],))}
+        mismatches = _ledger_mismatches(conn)
     if sold != dict(expected):
         raise CheckFailed(f"sold_count {sorted(sold.values())}, want {sorted(expected.values())}")
+    if mismatches:
+        raise CheckFailed("balance and ledger disagree: " + "; ".join(mismatches))
     return (
-        f"{racers} purchases over overlapping sets in opposite orders: all succeeded, "
-        f"no deadlock, sold_counts {[sold[x] for x in (a, b, c, d)]}; {seen} in flight"
+        f"{racers} purchases over overlapping sets in opposite orders and {racers} refunds "
+        f"of the same workspaces' earlier purchases of those leads: all succeeded, no "
+        f"deadlock, sold_counts {[sold[x] for x in (a, b, c, d)]}; {seen} in flight"
     )

@@ -37,8 +37,9 @@ from harness.proofs.verify.registry import CheckFailed, CheckSkipped, check
 from harness.proofs.verify.world import World
 
 MAX_LISTED = 12
-# The flows probed at each migration level: the default, and the switch-back target.
-PROBED_FLOWS = ("atomic", "legacy")
+# The flows probed at each migration level: the default, the one that calls
+# purchase_with_credits (the atomic flow does not since 0006), and the switch-back target.
+PROBED_FLOWS = ("atomic", "stepwise", "legacy")
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+../../../examples/seed_as_written/0100_seed_as_written.sql

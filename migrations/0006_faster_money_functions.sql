@@ -1,0 +1,577 @@
+-- depends: 0005_harden_money_functions
+-- Faster money functions, every guarantee and every message of 0005 kept (`harness bench`
+-- measures them against the source design's; docs/benchmarks.md has the figures):
+--
+-- * The hot credits row is locked last and for as short a time as possible: every check
+--   and the lead locks come first, the purchase is written next, and the debit is the
+--   last statement, a conditional `UPDATE ... WHERE balance >= price` that writes the
+--   purchase's ledger entry with it. A purchase on a busy workspace waits for the credits
+--   row only to debit it, record the debit and commit.
+-- * The ledger entry of a purchase is written by that last statement, not by the trigger
+--   on purchases when the purchase row is inserted: the entry's id must be drawn under the
+--   credits row lock, so that the ledger in id order is the order the balance changed in
+--   (the ledger_overdraft invariant reads it so). The money functions say they write it
+--   themselves with a setting of their own (harness.ledger_writer = 'money_function',
+--   in their definition, so it holds only while they run); for every other writer of a
+--   purchase (the stepwise flow's callers, the legacy flow, the source design's function)
+--   the trigger writes it as before.
+-- * Fewer statements per call: the checks that decide whether a purchase may go ahead are
+--   the condition of the statement that writes it (one statement where 0005 ran six), and
+--   the reasons for a refusal are worked out only for a refused call
+--   (purchase_refusal, in 0005's order, with 0005's messages).
+-- * The atomic flow writes the purchase as it ends up (completed, its leads marked sold,
+--   with its items, reservations, confirmation email and the response's leads) in one
+--   statement, instead of inserting it pending and updating it twice through four calls.
+-- * Plans are generic (plan_cache_mode = force_generic_plan): every statement looks rows
+--   up by key, and the planner would otherwise re-plan most of them on every call.
+--
+-- Lock order everywhere (was: credits row, purchase row, leads): the idempotency key, the
+-- purchase row, the leads in id order, the credits row last. A function takes the locks it
+-- needs in that order and never one earlier in it after a later one; a purchase row the
+-- transaction has just inserted is locked by nobody else and does not count.
+
+-- The trigger that writes a purchase's ledger entry, as 0001 made it, except while a money
+-- function that writes the entry itself runs (see the top of this file).
+CREATE OR REPLACE TRIGGER marketplace_purchases_ledger
+  AFTER INSERT OR UPDATE OF status ON public.marketplace_purchases
+  FOR EACH ROW
+  WHEN (current_setting('harness.ledger_writer', true) IS DISTINCT FROM 'money_function')
+  EXECUTE FUNCTION public.record_purchase_in_ledger();
+
+-- Guarantees: the answer to a purchase that purchase_with_credits must refuse: the message
+-- of the first check the call fails, in the order of 0005's purchase_with_credits, and the
+-- balance that goes with it; 'Insufficient credits' when no other check fails (the debit
+-- lost a race for the last of the balance). Reads only, without locks: it counts the
+-- leads' reservations with a new snapshot, so its caller holds the leads' locks before it
+-- asks about leads.
+CREATE FUNCTION public.purchase_refusal(
+  p_workspace_id uuid,
+  p_user_id uuid,
+  p_lead_ids uuid[],
+  p_total_price numeric,
+  p_credits_used numeric,
+  OUT error_message text,
+  OUT balance numeric(10,2)
+)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_lead_count  integer := coalesce(cardinality(p_lead_ids), 0);
+  v_found       integer;
+  v_available   integer;
+  v_sum         numeric;
+BEGIN
+  IF p_total_price IS NULL OR p_credits_used IS NULL
+     OR p_total_price <= 0 OR p_credits_used <= 0
+     OR p_total_price <> round(p_total_price, 2) OR p_credits_used <> round(p_credits_used, 2)
+     OR p_total_price > 99999999.99 OR p_credits_used > 99999999.99 THEN
+    error_message := 'Invalid amount';
+    RETURN;
+  END IF;
+  IF p_credits_used <> p_total_price THEN
+    error_message := 'Credits used must equal the total price';
+    RETURN;
+  END IF;
+  IF v_lead_count = 0 THEN
+    error_message := 'No leads selected';
+    RETURN;
+  END IF;
+  IF array_position(p_lead_ids, NULL) IS NOT NULL THEN
+    error_message := 'Leads not found';
+    RETURN;
+  END IF;
+  IF (SELECT count(DISTINCT l) FROM unnest(p_lead_ids) AS l) <> v_lead_count THEN
+    error_message := 'Duplicate leads selected';
+    RETURN;
+  END IF;
+  IF p_workspace_id IS NULL OR p_user_id IS NULL OR NOT EXISTS (
+       SELECT FROM public.workspace_members m
+       WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id) THEN
+    error_message := 'Not a member of this workspace';
+    RETURN;
+  END IF;
+
+  SELECT c.balance INTO balance
+  FROM public.workspace_credits c
+  WHERE c.workspace_id = p_workspace_id;
+  IF NOT FOUND THEN
+    error_message := 'No credits account found';
+    balance := 0;
+    RETURN;
+  END IF;
+
+  SELECT count(*), sum(l.marketplace_price),
+         count(*) FILTER (
+           WHERE l.for_sale
+             AND (l.max_sales IS NULL
+                  OR (SELECT count(*) FROM public.lead_reservations r WHERE r.lead_id = l.id)
+                     < l.max_sales))
+  INTO v_found, v_sum, v_available
+  FROM public.leads l WHERE l.id = ANY (p_lead_ids);
+  IF v_found <> v_lead_count THEN
+    error_message := 'Leads not found';
+  ELSIF EXISTS (SELECT FROM public.lead_reservations r
+                WHERE r.workspace_id = p_workspace_id AND r.lead_id = ANY (p_lead_ids)) THEN
+    error_message := 'Leads already purchased';
+  ELSIF v_available <> v_lead_count THEN
+    error_message := 'Leads no longer available';
+  ELSIF v_sum <> p_total_price THEN
+    error_message := 'Total price does not match the leads';
+  ELSE
+    error_message := 'Insufficient credits';
+  END IF;
+END;
+$$;
+
+-- Guarantees: on success the balance fell by exactly p_credits_used, one pending
+-- purchase and one reservation per lead exist; on failure nothing changed, and the answer
+-- is 0005's (purchase_refusal).
+-- Locks: the leads FOR UPDATE in id order, then the workspace_credits row (the debit, last).
+CREATE OR REPLACE FUNCTION public.purchase_with_credits(
+  p_workspace_id uuid,
+  p_user_id uuid,
+  p_lead_ids uuid[],
+  p_total_price numeric(10,2),
+  p_credits_used numeric(10,2)
+) RETURNS TABLE (
+  success boolean,
+  error_message text,
+  new_balance numeric(10,2),
+  purchase_id uuid
+)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET harness.ledger_writer = 'money_function'
+AS $$
+DECLARE
+  v_lead_count   integer := coalesce(cardinality(p_lead_ids), 0);
+  v_purchase_id  uuid;
+BEGIN
+  -- Argument checks first: they need no lock. Function arguments drop their typmod,
+  -- so sub-cent and out-of-range amounts arrive here unrounded and are refused.
+  IF p_total_price IS NULL OR p_total_price <= 0 OR p_total_price <> round(p_total_price, 2)
+     OR p_total_price > 99999999.99 OR p_credits_used IS DISTINCT FROM p_total_price
+     OR v_lead_count = 0 OR array_position(p_lead_ids, NULL) IS NOT NULL
+     OR p_workspace_id IS NULL OR p_user_id IS NULL
+     OR (v_lead_count > 1
+         AND (SELECT count(DISTINCT l) FROM unnest(p_lead_ids) AS l) <> v_lead_count) THEN
+    RETURN QUERY SELECT false, r.error_message, r.balance, NULL::uuid
+                 FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                              p_total_price, p_credits_used) r;
+    RETURN;
+  END IF;
+
+  -- Lock 1: the leads, in id order, so overlapping purchases cannot deadlock. The lock
+  -- is its own statement: under READ COMMITTED the next statement takes a new snapshot
+  -- and so counts the reservations of whoever held the lock before us.
+  PERFORM FROM public.leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
+
+  -- The purchase and its reservations, written only when every check passes: the caller
+  -- is a member, every lead exists, is for sale, under its max_sales and not already the
+  -- workspace's, the price is the leads' total, and the balance (read without a lock) is
+  -- enough. The debit below decides for good.
+  WITH allowed AS (
+    SELECT
+    FROM public.leads l
+    WHERE l.id = ANY (p_lead_ids)
+    HAVING count(*) = v_lead_count
+       AND sum(l.marketplace_price) = p_total_price
+       AND bool_and(l.for_sale
+                    AND (l.max_sales IS NULL
+                         OR (SELECT count(*) FROM public.lead_reservations r
+                             WHERE r.lead_id = l.id) < l.max_sales))
+       AND EXISTS (SELECT FROM public.workspace_members m
+                   WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id)
+       AND NOT EXISTS (SELECT FROM public.lead_reservations r
+                       WHERE r.workspace_id = p_workspace_id AND r.lead_id = ANY (p_lead_ids))
+       AND (SELECT c.balance FROM public.workspace_credits c
+            WHERE c.workspace_id = p_workspace_id) >= p_credits_used
+  ), purchase AS (
+    INSERT INTO public.marketplace_purchases (
+      buyer_workspace_id, buyer_user_id, total_leads, total_price,
+      payment_method, credits_used, status
+    )
+    SELECT p_workspace_id, p_user_id, v_lead_count, p_total_price,
+           'credits', p_credits_used, 'pending'
+    FROM allowed
+    RETURNING id
+  ), reservations AS (
+    INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
+    SELECT l, p_workspace_id, p.id FROM purchase p, unnest(p_lead_ids) AS l
+  )
+  SELECT p.id INTO v_purchase_id FROM purchase p;
+  IF v_purchase_id IS NULL THEN
+    RETURN QUERY SELECT false, r.error_message, r.balance, NULL::uuid
+                 FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                              p_total_price, p_credits_used) r;
+    RETURN;
+  END IF;
+
+  -- Lock 2, last: the credits row. The debit is conditional, so a balance spent by a
+  -- concurrent purchase since it was read above is never overdrawn; its ledger entry is
+  -- written in the same statement, under the lock.
+  RETURN QUERY
+    WITH debit AS (
+      UPDATE public.workspace_credits c
+      SET balance = c.balance - p_credits_used,
+          total_used = c.total_used + p_credits_used,
+          updated_at = now()
+      WHERE c.workspace_id = p_workspace_id AND c.balance >= p_credits_used
+      RETURNING c.balance
+    ), entry AS (
+      INSERT INTO public.credit_ledger (workspace_id, entry_type, amount, purchase_id)
+      SELECT p_workspace_id, 'purchase', -p_credits_used, v_purchase_id FROM debit
+    )
+    SELECT true, NULL::text, d.balance, v_purchase_id FROM debit d;
+  IF FOUND THEN
+    RETURN;
+  END IF;
+
+  -- The balance went to a concurrent purchase: take back what this call wrote (the
+  -- purchase and its reservations; nothing else can refer to a purchase no other
+  -- transaction has seen) and refuse. Rare, so undone by hand rather than by a
+  -- subtransaction every call would pay for.
+  DELETE FROM public.lead_reservations r WHERE r.purchase_id = v_purchase_id;
+  DELETE FROM public.marketplace_purchases p WHERE p.id = v_purchase_id;
+  RETURN QUERY SELECT false, r.error_message, r.balance, NULL::uuid
+               FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                            p_total_price, p_credits_used) r;
+END;
+$$;
+
+-- Guarantees: pending -> refunded with credits, reservations and (if marked) sales given
+-- back; other statuses untouched (idempotent). Locks: purchase row, leads by id, credits row.
+CREATE OR REPLACE FUNCTION public.refund_purchase(p_purchase_id uuid) RETURNS public.purchase_status
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_purchase  public.marketplace_purchases%ROWTYPE;
+BEGIN
+  SELECT * INTO v_purchase FROM public.marketplace_purchases p WHERE p.id = p_purchase_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF v_purchase.status <> 'pending' THEN
+    RETURN v_purchase.status;
+  END IF;
+
+  IF v_purchase.leads_marked_at IS NOT NULL THEN
+    WITH locked AS (
+      SELECT ld.id FROM public.leads ld
+      WHERE ld.id IN (SELECT i.lead_id FROM public.marketplace_purchase_items i
+                      WHERE i.purchase_id = p_purchase_id)
+      ORDER BY ld.id
+      FOR UPDATE
+    )
+    UPDATE public.leads l
+    SET sold_count = l.sold_count - 1,
+        first_sold_at = CASE WHEN l.sold_count = 1 THEN NULL ELSE l.first_sold_at END,
+        updated_at = now()
+    FROM locked
+    WHERE l.id = locked.id AND l.sold_count > 0;
+  END IF;
+
+  DELETE FROM public.lead_reservations r WHERE r.purchase_id = p_purchase_id;
+
+  UPDATE public.marketplace_purchases p
+  SET status = 'refunded', refunded_at = now()
+  WHERE p.id = p_purchase_id;
+
+  IF v_purchase.payment_method = 'credits' AND v_purchase.credits_used > 0 THEN
+    UPDATE public.workspace_credits c
+    SET balance = c.balance + v_purchase.credits_used,
+        total_used = greatest(c.total_used - v_purchase.credits_used, 0),
+        updated_at = now()
+    WHERE c.workspace_id = v_purchase.buyer_workspace_id;
+  END IF;
+  RETURN 'refunded';
+END;
+$$;
+
+-- Guarantees: key, debit, items with commissions, leads sold, completion and email job commit
+-- together or not at all; a refusal is purchase_with_credits' answer. Locks: the key (held:
+-- in_progress), then the leads by id, then the credits row (the debit, last).
+--
+-- Answers jsonb {"status": completed | replayed | refused | in_progress | mismatch, ...}:
+-- completed/replayed carry "response" {purchase_id, new_balance, total_price, leads};
+-- refused carries "error_message" (a purchase_with_credits message) and "balance".
+CREATE OR REPLACE FUNCTION public.purchase_leads_atomic(
+  p_workspace_id uuid,
+  p_user_id uuid,
+  p_lead_ids uuid[],
+  p_total_price numeric,
+  p_idempotency_key text,
+  p_request_fingerprint text,
+  p_config jsonb
+) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET harness.ledger_writer = 'money_function'
+AS $$
+DECLARE
+  v_key          public.api_idempotency_keys%ROWTYPE;
+  v_lead_count   integer := coalesce(cardinality(p_lead_ids), 0);
+  v_purchase_id  uuid;
+  v_total        text;
+  v_leads        jsonb;
+  v_marked       integer;
+  v_new_balance  numeric(10,2);
+  v_error        text;
+  v_balance      numeric(10,2);
+  v_response     jsonb;
+BEGIN
+  PERFORM public.checked_config(p_config);
+  IF p_idempotency_key IS NOT NULL THEN
+    IF NOT pg_try_advisory_xact_lock(
+         hashtextextended(p_workspace_id::text || '/' || p_idempotency_key, 0)) THEN
+      RETURN jsonb_build_object('status', 'in_progress');
+    END IF;
+    BEGIN
+      SELECT * INTO v_key FROM public.api_idempotency_keys k
+      WHERE k.workspace_id = p_workspace_id AND k.idempotency_key = p_idempotency_key
+      FOR UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+      RETURN jsonb_build_object('status', 'in_progress');
+    END;
+    IF v_key.id IS NOT NULL THEN
+      IF v_key.request_fingerprint IS DISTINCT FROM p_request_fingerprint THEN
+        RETURN jsonb_build_object('status', 'mismatch');
+      ELSIF v_key.status = 'completed' THEN
+        RETURN jsonb_build_object('status', 'replayed', 'response', v_key.response_data);
+      ELSIF v_key.status = 'processing' THEN
+        RETURN jsonb_build_object('status', 'in_progress');
+      END IF;
+      -- An earlier attempt failed: this one runs afresh under the same key.
+      UPDATE public.api_idempotency_keys k
+      SET status = 'processing', response_data = NULL, purchase_id = NULL, completed_at = NULL,
+          created_at = now()
+      WHERE k.id = v_key.id;
+    ELSE
+      INSERT INTO public.api_idempotency_keys (workspace_id, idempotency_key, request_fingerprint)
+      VALUES (p_workspace_id, p_idempotency_key, p_request_fingerprint)
+      ON CONFLICT ON CONSTRAINT api_idempotency_keys_scope DO NOTHING
+      RETURNING * INTO v_key;
+      IF v_key.id IS NULL THEN  -- claimed a moment ago by a stepwise or legacy request
+        RETURN jsonb_build_object('status', 'in_progress');
+      END IF;
+    END IF;
+  END IF;
+
+  BEGIN
+    -- purchase_with_credits' argument checks, lock and checks, then the whole purchase.
+    IF p_total_price IS NULL OR p_total_price <= 0 OR p_total_price <> round(p_total_price, 2)
+       OR p_total_price > 99999999.99
+       OR v_lead_count = 0 OR array_position(p_lead_ids, NULL) IS NOT NULL
+       OR p_workspace_id IS NULL OR p_user_id IS NULL
+       OR (v_lead_count > 1
+           AND (SELECT count(DISTINCT l) FROM unnest(p_lead_ids) AS l) <> v_lead_count) THEN
+      SELECT r.error_message, r.balance INTO v_error, v_balance
+      FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                   p_total_price, p_total_price) r;
+    ELSE
+      -- Lock 1: the leads, in id order (see purchase_with_credits).
+      PERFORM FROM public.leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
+
+      -- The purchase as it ends up, written only when every check of purchase_with_credits
+      -- passes: completed, its leads counted as sold, with its reservations, its items
+      -- and their commissions (calculate_commission), and its confirmation email (the
+      -- payload of queue_purchase_confirmation); and the response's leads (the shape of
+      -- purchase_response_leads).
+      WITH allowed AS (
+        SELECT
+        FROM public.leads l
+        WHERE l.id = ANY (p_lead_ids)
+        HAVING count(*) = v_lead_count
+           AND sum(l.marketplace_price) = p_total_price
+           AND bool_and(l.for_sale
+                        AND (l.max_sales IS NULL
+                             OR (SELECT count(*) FROM public.lead_reservations r
+                                 WHERE r.lead_id = l.id) < l.max_sales))
+           AND EXISTS (SELECT FROM public.workspace_members m
+                       WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id)
+           AND NOT EXISTS (SELECT FROM public.lead_reservations r
+                           WHERE r.workspace_id = p_workspace_id
+                             AND r.lead_id = ANY (p_lead_ids))
+           AND (SELECT c.balance FROM public.workspace_credits c
+                WHERE c.workspace_id = p_workspace_id) >= p_total_price
+      ), purchase AS (
+        INSERT INTO public.marketplace_purchases (
+          buyer_workspace_id, buyer_user_id, total_leads, total_price,
+          payment_method, credits_used, status, completed_at, leads_marked_at
+        )
+        SELECT p_workspace_id, p_user_id, v_lead_count, p_total_price,
+               'credits', p_total_price, 'completed', now(), now()
+        FROM allowed
+        RETURNING id, total_leads, total_price
+      ), reservations AS (
+        INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
+        SELECT l, p_workspace_id, p.id FROM purchase p, unnest(p_lead_ids) AS l
+      ), items AS (
+        INSERT INTO public.marketplace_purchase_items (
+          purchase_id, lead_id, price_at_purchase, intent_score_at_purchase,
+          freshness_score_at_purchase, partner_id, commission_rate, commission_amount,
+          commission_bonuses
+        )
+        SELECT p.id, l.id, l.marketplace_price, l.intent_score_calculated,
+               l.freshness_score, l.partner_id, c.rate, c.amount, coalesce(c.bonuses, '{}')
+        FROM purchase p
+        CROSS JOIN public.leads l
+        LEFT JOIN public.partners pt ON pt.id = l.partner_id
+        LEFT JOIN LATERAL public.calculate_commission(
+          l.marketplace_price, pt.base_commission_rate, pt.bonus_commission_rate,
+          pt.verification_pass_rate, l.created_at, now(), p_config) c ON pt.id IS NOT NULL
+        WHERE l.id = ANY (p_lead_ids)
+        RETURNING lead_id, price_at_purchase, intent_score_at_purchase,
+                  freshness_score_at_purchase
+      ), sold AS (
+        -- mark_leads_sold_batch's statement; the leads are this transaction's already.
+        UPDATE public.leads l
+        SET sold_count = l.sold_count + 1,
+            first_sold_at = coalesce(l.first_sold_at, now()),
+            updated_at = now()
+        FROM purchase p
+        WHERE l.id = ANY (p_lead_ids)
+          AND (l.max_sales IS NULL OR l.sold_count < l.max_sales)
+        RETURNING l.id
+      ), email AS (
+        INSERT INTO public.email_jobs (kind, payload, purchase_id, workspace_id)
+        SELECT 'purchase_confirmation',
+               jsonb_build_object(
+                 'email', u.email,
+                 'name', coalesce(nullif(btrim(u.full_name), ''),
+                                  p_config ->> 'default_customer_name'),
+                 'total_leads', p.total_leads,
+                 'total_price', p.total_price::text,
+                 'purchase_id', p.id::text,
+                 'download_url', (p_config ->> 'download_url_prefix') || p.id::text,
+                 'download_expires_at', to_char(
+                   (now() + make_interval(days => (p_config ->> 'download_expiry_days')::integer))
+                     AT TIME ZONE 'UTC',
+                   'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')),
+               p.id, p_workspace_id
+        FROM purchase p
+        JOIN public.users u ON u.id = p_user_id
+      )
+      SELECT p.id, p.total_price::text, (SELECT count(*) FROM sold),
+             (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'lead_id', l.id::text,
+                       'email', l.email,
+                       'company', l.company,
+                       'industry', l.industry,
+                       'state', l.state::text,
+                       'price_at_purchase', i.price_at_purchase::text,
+                       'intent_score_at_purchase', i.intent_score_at_purchase,
+                       'freshness_score_at_purchase', i.freshness_score_at_purchase
+                     ) ORDER BY l.id), '[]'::jsonb)
+              FROM items i JOIN public.leads l ON l.id = i.lead_id)
+      INTO v_purchase_id, v_total, v_marked, v_leads
+      FROM purchase p;
+
+      IF v_purchase_id IS NULL THEN
+        SELECT r.error_message, r.balance INTO v_error, v_balance
+        FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                     p_total_price, p_total_price) r;
+      ELSE
+        IF v_marked <> v_lead_count THEN
+          -- A lead sold out although it was reserved: undo the whole purchase.
+          RAISE EXCEPTION 'Leads no longer available' USING ERRCODE = 'P0001';
+        END IF;
+        -- Lock 2, last: the credits row, for the conditional debit and its ledger entry.
+        WITH debit AS (
+          UPDATE public.workspace_credits c
+          SET balance = c.balance - p_total_price,
+              total_used = c.total_used + p_total_price,
+              updated_at = now()
+          WHERE c.workspace_id = p_workspace_id AND c.balance >= p_total_price
+          RETURNING c.balance
+        ), entry AS (
+          INSERT INTO public.credit_ledger (workspace_id, entry_type, amount, purchase_id)
+          SELECT p_workspace_id, 'purchase', -p_total_price, v_purchase_id FROM debit
+        )
+        SELECT d.balance INTO v_new_balance FROM debit d;
+        IF v_new_balance IS NULL THEN
+          -- The balance went to a concurrent purchase: undo this one.
+          RAISE EXCEPTION 'Insufficient credits' USING ERRCODE = 'P0001';
+        END IF;
+      END IF;
+    END IF;
+  EXCEPTION
+    WHEN raise_exception THEN
+      v_error := SQLERRM;
+      v_balance := CASE WHEN v_error = 'Insufficient credits' THEN
+                     (SELECT c.balance FROM public.workspace_credits c
+                      WHERE c.workspace_id = p_workspace_id) END;
+    WHEN unique_violation THEN  -- a reservation this workspace already holds
+      v_error := 'Leads already purchased';
+      v_balance := NULL;
+  END;
+
+  IF v_error IS NOT NULL THEN
+    IF v_key.id IS NOT NULL THEN
+      UPDATE public.api_idempotency_keys k
+      SET status = 'failed', response_data = jsonb_build_object('error_message', v_error)
+      WHERE k.id = v_key.id;
+    END IF;
+    RETURN jsonb_build_object('status', 'refused', 'error_message', v_error,
+                              'balance', v_balance::text);
+  END IF;
+
+  v_response := jsonb_build_object(
+    'purchase_id', v_purchase_id::text,
+    'new_balance', v_new_balance::text,
+    'total_price', v_total,
+    'leads', v_leads);
+  IF v_key.id IS NOT NULL THEN
+    UPDATE public.api_idempotency_keys k
+    SET status = 'completed', response_data = v_response, purchase_id = v_purchase_id,
+        completed_at = now()
+    WHERE k.id = v_key.id;
+  END IF;
+  RETURN jsonb_build_object('status', 'completed', 'response', v_response);
+END;
+$$;
+
+-- Guarantees: a pending purchase whose items match and whose leads were marked is completed
+-- (with its email job), else refunded. Locks: the purchase row (re-checked), then as
+-- complete_purchase or refund_purchase (leads by id, credits row).
+CREATE OR REPLACE FUNCTION public.reconcile_purchase(p_purchase_id uuid, p_config jsonb) RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_purchase   public.marketplace_purchases%ROWTYPE;
+  v_items      integer;
+  v_sum        numeric;
+BEGIN
+  PERFORM public.checked_config(p_config);
+  SELECT * INTO v_purchase FROM public.marketplace_purchases p WHERE p.id = p_purchase_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN 'missing';
+  END IF;
+  IF v_purchase.status <> 'pending' THEN
+    RETURN 'unchanged';
+  END IF;
+
+  SELECT count(*), coalesce(sum(i.price_at_purchase), 0) INTO v_items, v_sum
+  FROM public.marketplace_purchase_items i WHERE i.purchase_id = p_purchase_id;
+  IF v_purchase.leads_marked_at IS NOT NULL
+     AND v_items = v_purchase.total_leads AND v_sum = v_purchase.total_price THEN
+    PERFORM public.complete_purchase(p_purchase_id);
+    PERFORM public.queue_purchase_confirmation(p_purchase_id, p_config);
+    RETURN 'completed';
+  END IF;
+  PERFORM public.refund_purchase(p_purchase_id);
+  RETURN 'refunded';
+END;
+$$;
+
+REVOKE ALL ON FUNCTION
+  public.purchase_refusal(uuid, uuid, uuid[], numeric, numeric)
+FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION
+  public.purchase_refusal(uuid, uuid, uuid[], numeric, numeric)
+TO service_role;
