@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.cli import deploy, load, migrations, money, outbox, scenarios, verify
+from harness.cli import deploy, load, migrations, money, outbox, scenarios, serve, verify
 from harness.cli.common import PROG, database, note, resolve, say, settings
 from harness.errors import HarnessError
 
 # Each module adds its commands with ``register(subparsers)``, in the order of --help.
-COMMAND_MODULES = (migrations, verify, deploy, scenarios, money, outbox, load)
+COMMAND_MODULES = (migrations, verify, deploy, scenarios, money, outbox, load, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

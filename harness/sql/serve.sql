@@ -1,0 +1,18 @@
+-- Queries of `harness serve` (harness/drivers/serve/).
+
+-- name: health
+SELECT 1;
+
+-- name: rate_limits_present
+-- Whether migration 0009 (the rate limit counters) is installed.
+SELECT to_regprocedure('http_rate_limit_hit(uuid, text, integer, integer, uuid, text)')
+       IS NOT NULL;
+
+-- name: rate_limit_hit
+-- 0: go ahead; otherwise the seconds until the user's window ends.
+SELECT http_rate_limit_hit(%(user_id)s, %(bucket)s, %(limit)s, %(window)s,
+                           %(workspace_id)s, %(key)s);
+
+-- name: is_member
+SELECT EXISTS (SELECT FROM workspace_members m
+               WHERE m.workspace_id = %(workspace_id)s AND m.user_id = %(user_id)s);
