@@ -37,6 +37,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import psycopg
 from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -59,6 +60,8 @@ APPLICATION_NAME = "harness-serve"
 DEFAULT_POOL_SIZE = 20
 MONEY_PATTERN = r"^\d{1,8}(\.\d{1,2})?$"
 Money = Annotated[str, Field(pattern=MONEY_PATTERN, examples=["9.30"])]
+# Text the database stores: no control characters (PostgreSQL text holds no NUL byte).
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 
 def default_limits() -> Limits:
@@ -109,10 +112,13 @@ class TopUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: Money = Field(description="credits to add: a positive amount, two decimals at most")
-    package: str = Field(min_length=1, max_length=100, examples=["starter"])
+    package: str = Field(
+        min_length=1, max_length=100, pattern=PRINTABLE_PATTERN, examples=["starter"]
+    )
     payment_reference: str = Field(
         min_length=1,
         max_length=contract.MAX_KEY_LENGTH,
+        pattern=PRINTABLE_PATTERN,
         description="the payment provider's reference; a second top-up with the same "
         "reference adds nothing and answers the first one's balance",
     )
@@ -338,9 +344,10 @@ def create_app(config: AppConfig) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals: no route, wrong method, a body it cannot parse.
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         if code is None:
-            return JSONResponse({"code": "invalid_request", "error": str(exc.detail)}, 400)
+            return Refusal("invalid_request", detail=[str(exc.detail)]).response()
         return Refusal(code).response()
 
     @app.exception_handler(Exception)
@@ -521,6 +528,12 @@ def create_app(config: AppConfig) -> FastAPI:
             balance, replayed = top_up(st, who.workspace_id, amount, body)
         except DomainError as exc:
             raise refusal_of(exc) from None
+        except psycopg.errors.NumericValueOutOfRange:
+            raise Refusal(
+                "invalid_amount",
+                message="This top-up would take the balance past the largest amount an "
+                "account can hold.",
+            ) from None
         return {
             "success": True,
             "workspace_id": str(who.workspace_id),

@@ -15,6 +15,17 @@ SCRATCH_PREFIX = "harness_verify"
 STATEMENT_TIMEOUT = "60s"
 
 
+@dataclass(frozen=True)
+class HttpTarget:
+    """A running application the ``http`` checks drive: its base URL, its database (where
+    the checks build their workspaces and leads, and judge the invariants), and the
+    secret its bearer tokens are signed with."""
+
+    url: str
+    dsn: str
+    secret: str
+
+
 def q(module: str, name: str) -> str:
     """A named check query from ``harness/sql/verify_<module>.sql``."""
     return db.query(f"verify_{module}", name)
@@ -37,6 +48,7 @@ class CheckContext:
     server_version: str = ""
     migrations: list[str] = field(default_factory=list)
     keep: bool = False
+    http: HttpTarget | None = None
     _made: list[tuple[str, str, str, bool]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _current: threading.local = field(default_factory=threading.local, repr=False)
