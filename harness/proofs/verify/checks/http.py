@@ -293,7 +293,7 @@ def schema(ctx: CheckContext) -> str:
         # report instead of the failure itself.
         try:
             case.validate_response(response, checks=conformance, **kwargs)
-        except Exception as exc:
+        except (Exception, BaseExceptionGroup) as exc:  # schemathesis's FailureGroup
             text = f"{case.operation.label}: {_failure_text(exc)}"
             with lock:
                 if len(failures) < 5 and text not in failures:
