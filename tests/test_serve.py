@@ -240,7 +240,10 @@ def test_the_rate_limit_holds_across_two_server_processes_on_one_database(db, wo
     leads = world.leads(6, "1.00")
     config = AppConfig(dsn=db, secret=SECRET, limits=Limits(purchase=4, credits=4))
     with running(config) as a, running(config) as b:
-        codes = [buy(url, ws, user, [lead]).status_code for url, lead in zip([a, b] * 3, leads, strict=True)]
+        codes = [
+            buy(url, ws, user, [lead]).status_code
+            for url, lead in zip([a, b] * 3, leads, strict=True)
+        ]
     assert codes == [200, 200, 200, 200, 429, 429]
 
 
