@@ -71,7 +71,8 @@ def test_drift_names_a_hand_edited_file_and_write_repairs_it(repo_copy, capsys):
 
 
 def test_a_change_to_the_released_migration_shows_as_drift_in_every_copy(repo_copy):
-    migration = repo_copy / "migrations" / "0002_atomic_credit_purchase.sql"
+    (base,) = {v.base for v in WITH_FUNCTIONS if v.functions == ("purchase_with_credits",)}
+    migration = repo_copy / str(base)
     migration.write_text(
         migration.read_text().replace(
             "-- Guarantees: on success the balance", "-- Guarantees: on success, the balance"

@@ -39,7 +39,7 @@ def test_fingerprint_leaves_out_yoyo_bookkeeping(conn):
 
 def test_fingerprint_reads_function_security_attributes(conn):
     attrs = fingerprint(conn)["functions"][PWC]
-    assert attrs["config"] == ["search_path=public, pg_temp"]
+    assert attrs["config"] == ["search_path=pg_catalog, pg_temp"]
     assert attrs["security_definer"] is False
     assert "PUBLIC" not in attrs["grants"]
     assert attrs["grants"]["service_role"] == ["EXECUTE"]
@@ -86,7 +86,7 @@ CHANGES = [
     ),
     (
         f"ALTER FUNCTION {PWC_SIG} SET search_path = public",
-        f"function {PWC}: search_path changed from public, pg_temp to public",
+        f"function {PWC}: search_path changed from pg_catalog, pg_temp to public",
     ),
     (f"ALTER FUNCTION {PWC_SIG} SECURITY DEFINER", f"function {PWC}: now SECURITY DEFINER"),
     (
@@ -95,7 +95,7 @@ CHANGES = [
     ),
     (
         "CREATE OR REPLACE FUNCTION record_purchase_in_ledger() RETURNS trigger "
-        "LANGUAGE plpgsql SET search_path = public, pg_temp AS $$BEGIN RETURN NULL; END$$",
+        "LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$BEGIN RETURN NULL; END$$",
         "function record_purchase_in_ledger(): body changed",
     ),
     (

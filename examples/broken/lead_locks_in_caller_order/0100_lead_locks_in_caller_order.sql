@@ -1,4 +1,4 @@
--- depends: 0002_atomic_credit_purchase
+-- depends: 0005_harden_money_functions
 -- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
 -- by hand (edit the manifest and regenerate).
 --
@@ -7,13 +7,13 @@
 -- purchases of overlapping leads listed in different orders each take a lead the other
 -- needs next: a deadlock, and PostgreSQL aborts one of them.
 --
--- purchase_with_credits: copied whole from migrations/0002_atomic_credit_purchase.sql
--- with the manifest's 2 replacements; everything else is 0002_atomic_credit_purchase's.
+-- purchase_with_credits: copied whole from migrations/0005_harden_money_functions.sql
+-- with the manifest's 2 replacements; everything else is 0005_harden_money_functions's.
 
 -- Guarantees: on success the balance fell by exactly p_credits_used, one pending
 -- purchase and one reservation per lead exist; on failure nothing changed.
 -- Locks: the workspace_credits row FOR UPDATE, then the leads FOR UPDATE in id order.
-CREATE OR REPLACE FUNCTION purchase_with_credits(
+CREATE OR REPLACE FUNCTION public.purchase_with_credits(
   p_workspace_id uuid,
   p_user_id uuid,
   p_lead_ids uuid[],
@@ -26,7 +26,7 @@ CREATE OR REPLACE FUNCTION purchase_with_credits(
   purchase_id uuid
 )
 LANGUAGE plpgsql
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_balance      numeric(10,2);
@@ -37,7 +37,7 @@ DECLARE
   v_available    integer;
   v_sum          numeric;
   v_lead         uuid;
-  v_lead_row     leads%ROWTYPE;
+  v_lead_row     public.leads%ROWTYPE;
 BEGIN
   -- Argument checks first: they need no lock. Function arguments drop their typmod,
   -- so sub-cent and out-of-range amounts arrive here unrounded and are refused.
@@ -67,7 +67,7 @@ BEGIN
     RETURN;
   END IF;
   IF p_workspace_id IS NULL OR p_user_id IS NULL OR NOT EXISTS (
-       SELECT FROM workspace_members m
+       SELECT FROM public.workspace_members m
        WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id) THEN
     RETURN QUERY SELECT false, 'Not a member of this workspace'::text,
                         NULL::numeric(10,2), NULL::uuid;
@@ -76,7 +76,7 @@ BEGIN
 
   -- Lock 1: the credits row.
   SELECT c.balance INTO v_balance
-  FROM workspace_credits c
+  FROM public.workspace_credits c
   WHERE c.workspace_id = p_workspace_id
   FOR UPDATE;
   IF NOT FOUND THEN
@@ -89,13 +89,13 @@ BEGIN
   v_available := 0;
   v_sum := 0;
   FOREACH v_lead IN ARRAY p_lead_ids LOOP
-    SELECT * INTO v_lead_row FROM leads ld WHERE ld.id = v_lead FOR UPDATE;
+    SELECT * INTO v_lead_row FROM public.leads ld WHERE ld.id = v_lead FOR UPDATE;
     CONTINUE WHEN NOT FOUND;
     v_found := v_found + 1;
     v_sum := v_sum + v_lead_row.marketplace_price;
     IF v_lead_row.for_sale
        AND (v_lead_row.max_sales IS NULL
-            OR (SELECT count(*) FROM lead_reservations r WHERE r.lead_id = v_lead)
+            OR (SELECT count(*) FROM public.lead_reservations r WHERE r.lead_id = v_lead)
                < v_lead_row.max_sales) THEN
       v_available := v_available + 1;
     END IF;
@@ -105,7 +105,7 @@ BEGIN
     RETURN QUERY SELECT false, 'Leads not found'::text, v_balance, NULL::uuid;
     RETURN;
   END IF;
-  IF EXISTS (SELECT FROM lead_reservations r
+  IF EXISTS (SELECT FROM public.lead_reservations r
              WHERE r.workspace_id = p_workspace_id AND r.lead_id = ANY (p_lead_ids)) THEN
     RETURN QUERY SELECT false, 'Leads already purchased'::text, v_balance, NULL::uuid;
     RETURN;
@@ -125,14 +125,14 @@ BEGIN
     RETURN;
   END IF;
 
-  UPDATE workspace_credits c
+  UPDATE public.workspace_credits c
   SET balance = c.balance - p_credits_used,
       total_used = c.total_used + p_credits_used,
       updated_at = now()
   WHERE c.workspace_id = p_workspace_id
   RETURNING c.balance INTO v_new_balance;
 
-  INSERT INTO marketplace_purchases (
+  INSERT INTO public.marketplace_purchases (
     buyer_workspace_id, buyer_user_id, total_leads, total_price,
     payment_method, credits_used, status
   ) VALUES (
@@ -140,14 +140,9 @@ BEGIN
     'credits', p_credits_used, 'pending'
   ) RETURNING id INTO v_purchase_id;
 
-  INSERT INTO lead_reservations (lead_id, workspace_id, purchase_id)
+  INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
   SELECT l, p_workspace_id, v_purchase_id FROM unnest(p_lead_ids) AS l;
 
   RETURN QUERY SELECT true, NULL::text, v_new_balance, v_purchase_id;
 END;
 $$;
-
-REVOKE EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
-  FROM PUBLIC, anon, authenticated;
-GRANT EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
-  TO service_role;

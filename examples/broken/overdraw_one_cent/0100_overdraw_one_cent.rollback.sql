@@ -1,13 +1,13 @@
 -- Rollback of 0100_overdraw_one_cent.
 -- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
 -- by hand (edit the manifest and regenerate).
--- Restores purchase_with_credits as migrations/0002_atomic_credit_purchase.sql creates
+-- Restores purchase_with_credits as migrations/0005_harden_money_functions.sql creates
 -- it, exactly.
 
 -- Guarantees: on success the balance fell by exactly p_credits_used, one pending
 -- purchase and one reservation per lead exist; on failure nothing changed.
 -- Locks: the workspace_credits row FOR UPDATE, then the leads FOR UPDATE in id order.
-CREATE OR REPLACE FUNCTION purchase_with_credits(
+CREATE OR REPLACE FUNCTION public.purchase_with_credits(
   p_workspace_id uuid,
   p_user_id uuid,
   p_lead_ids uuid[],
@@ -20,7 +20,7 @@ CREATE OR REPLACE FUNCTION purchase_with_credits(
   purchase_id uuid
 )
 LANGUAGE plpgsql
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_balance      numeric(10,2);
@@ -59,7 +59,7 @@ BEGIN
     RETURN;
   END IF;
   IF p_workspace_id IS NULL OR p_user_id IS NULL OR NOT EXISTS (
-       SELECT FROM workspace_members m
+       SELECT FROM public.workspace_members m
        WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id) THEN
     RETURN QUERY SELECT false, 'Not a member of this workspace'::text,
                         NULL::numeric(10,2), NULL::uuid;
@@ -68,7 +68,7 @@ BEGIN
 
   -- Lock 1: the credits row.
   SELECT c.balance INTO v_balance
-  FROM workspace_credits c
+  FROM public.workspace_credits c
   WHERE c.workspace_id = p_workspace_id
   FOR UPDATE;
   IF NOT FOUND THEN
@@ -79,21 +79,21 @@ BEGIN
   -- Lock 2: the leads, in id order, so overlapping purchases cannot deadlock. The lock
   -- is its own statement: under READ COMMITTED the next statement takes a new snapshot
   -- and so counts the reservations of whoever held the lock before us.
-  PERFORM FROM leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
+  PERFORM FROM public.leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
   SELECT count(*), sum(l.marketplace_price),
          count(*) FILTER (
            WHERE l.for_sale
              AND (l.max_sales IS NULL
-                  OR (SELECT count(*) FROM lead_reservations r WHERE r.lead_id = l.id)
+                  OR (SELECT count(*) FROM public.lead_reservations r WHERE r.lead_id = l.id)
                      < l.max_sales))
   INTO v_found, v_sum, v_available
-  FROM leads l WHERE l.id = ANY (p_lead_ids);
+  FROM public.leads l WHERE l.id = ANY (p_lead_ids);
 
   IF v_found <> v_lead_count THEN
     RETURN QUERY SELECT false, 'Leads not found'::text, v_balance, NULL::uuid;
     RETURN;
   END IF;
-  IF EXISTS (SELECT FROM lead_reservations r
+  IF EXISTS (SELECT FROM public.lead_reservations r
              WHERE r.workspace_id = p_workspace_id AND r.lead_id = ANY (p_lead_ids)) THEN
     RETURN QUERY SELECT false, 'Leads already purchased'::text, v_balance, NULL::uuid;
     RETURN;
@@ -113,14 +113,14 @@ BEGIN
     RETURN;
   END IF;
 
-  UPDATE workspace_credits c
+  UPDATE public.workspace_credits c
   SET balance = c.balance - p_credits_used,
       total_used = c.total_used + p_credits_used,
       updated_at = now()
   WHERE c.workspace_id = p_workspace_id
   RETURNING c.balance INTO v_new_balance;
 
-  INSERT INTO marketplace_purchases (
+  INSERT INTO public.marketplace_purchases (
     buyer_workspace_id, buyer_user_id, total_leads, total_price,
     payment_method, credits_used, status
   ) VALUES (
@@ -128,14 +128,9 @@ BEGIN
     'credits', p_credits_used, 'pending'
   ) RETURNING id INTO v_purchase_id;
 
-  INSERT INTO lead_reservations (lead_id, workspace_id, purchase_id)
+  INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
   SELECT l, p_workspace_id, v_purchase_id FROM unnest(p_lead_ids) AS l;
 
   RETURN QUERY SELECT true, NULL::text, v_new_balance, v_purchase_id;
 END;
 $$;
-
-REVOKE EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
-  FROM PUBLIC, anon, authenticated;
-GRANT EXECUTE ON FUNCTION purchase_with_credits(uuid, uuid, uuid[], numeric, numeric)
-  TO service_role;
