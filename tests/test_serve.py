@@ -375,3 +375,29 @@ def test_the_server_module_runs_without_the_command_line():
         [sys.executable, "-m", "harness", "serve", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "--issue-token" in out.stdout
+
+
+def test_a_top_up_credits_a_payment_reference_once_and_emails_once(serve, world, conn):
+    ws, (user,) = world.workspace(balance="1.00")
+
+    def topup(amount, ref):
+        return httpx.post(
+            url + contract.TOPUP,
+            json={"amount": amount, "package": "starter", "payment_reference": ref},
+            headers=auth(ws, user),
+        )
+
+    with serve() as url:
+        first, again, other = topup("5.00", "pay-1"), topup("5.00", "pay-1"), topup("7.00", "pay-1")
+    assert first.status_code == 200 and first.json()["new_balance"] == "6.00"
+    assert first.json()["replayed"] is False
+    assert again.status_code == 200 and again.json() | {"replayed": False} == first.json()
+    assert again.json()["replayed"] is True
+    assert (other.status_code, other.json()["code"]) == (409, "payment_reference_mismatch")
+    assert World(conn).balance(ws) == Decimal("6.00")
+    emails = database.scalar(
+        conn,
+        "SELECT count(*) FROM email_jobs WHERE kind = 'credit_purchase' AND workspace_id = %s",
+        (ws,),
+    )
+    assert emails == 1  # this top-up's, not the repeat's (World's opening credit sends none)

@@ -16,3 +16,13 @@ SELECT http_rate_limit_hit(%(user_id)s, %(bucket)s, %(limit)s, %(window)s,
 -- name: is_member
 SELECT EXISTS (SELECT FROM workspace_members m
                WHERE m.workspace_id = %(workspace_id)s AND m.user_id = %(user_id)s);
+
+-- name: add_credits
+-- A top-up credited once per payment reference (migration 0005).
+SELECT add_credits(%(workspace_id)s, %(amount)s, %(package)s, %(reference)s);
+
+-- name: payment_reference
+-- The amount a reference was credited with, and whether this transaction credited it.
+SELECT r.amount, r.created_at = now() AS new
+FROM credit_payment_references r
+WHERE r.workspace_id = %(workspace_id)s AND r.payment_reference = %(reference)s;

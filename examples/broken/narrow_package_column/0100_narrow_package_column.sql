@@ -1,4 +1,4 @@
--- depends: 0004_purchase_flow
+-- depends: 0005_harden_money_functions
 -- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
 -- by hand (edit the manifest and regenerate).
 --

@@ -52,6 +52,7 @@ from harness.drivers.serve.limits import Limiter, Limits
 from harness.errors import DomainError, HarnessError, UsageError
 from harness.money.repository import PurchaseStatus, Repository
 from harness.money.service import PurchaseRequest, PurchaseService
+from harness.outbox import queue
 from harness.values import CENT
 
 log = logging.getLogger("harness.serve")
@@ -118,9 +119,9 @@ class TopUpIn(BaseModel):
     payment_reference: str = Field(
         min_length=1,
         max_length=contract.MAX_KEY_LENGTH,
-        pattern=PRINTABLE_PATTERN,
-        description="the payment provider's reference; a second top-up with the same "
-        "reference adds nothing and answers the first one's balance",
+        pattern=r"^[\x20-\x7e]+$",
+        description="the payment provider's reference (printable ASCII); a second top-up "
+        "with the same reference adds nothing and answers the first one's balance",
     )
 
 
@@ -514,7 +515,9 @@ def create_app(config: AppConfig) -> FastAPI:
         response_model=TopUpAnswer,
         summary="Add credits to the token's workspace, once per payment reference",
         operation_id="topup",
-        responses=_documented(*AUTH_CODES, "invalid_amount", "rate_limited"),
+        responses=_documented(
+            *AUTH_CODES, "invalid_amount", "payment_reference_mismatch", "rate_limited"
+        ),
     )
     def topup(body: TopUpIn, who: Who, st: St) -> Any:
         try:
@@ -563,8 +566,46 @@ def create_app(config: AppConfig) -> FastAPI:
 
 
 def top_up(st: State, workspace_id: UUID, amount: Decimal, body: TopUpIn) -> tuple[Decimal, bool]:
-    """The new balance, and whether the payment reference had been credited before."""
-    return st.service.top_up(workspace_id, amount, body.package), False
+    """Credit the top-up once per payment reference (add_credits of migration 0005) and,
+    the first time only, queue the credit purchase email, in one transaction. The new
+    balance, and whether the reference had been credited before."""
+    with st.repo.transaction() as conn:
+        balance = db.scalar(
+            conn,
+            db.query("serve", "add_credits"),
+            {
+                "workspace_id": workspace_id,
+                "amount": amount,
+                "package": body.package,
+                "reference": body.payment_reference,
+            },
+        )
+        row = conn.execute(
+            db.query("serve", "payment_reference"),
+            {"workspace_id": workspace_id, "reference": body.payment_reference},
+        ).fetchone()
+        if row is None:
+            raise HarnessError("add_credits recorded no payment reference")
+        credited, new = row
+        if not new:
+            if credited != amount:
+                raise Refusal("payment_reference_mismatch")
+            return Decimal(balance), True
+        contact = st.repo.workspace_contact(workspace_id, conn=conn)
+        if contact is not None and st.repo.outbox_present(conn):
+            queue.queue_credit_purchase_email(
+                conn,
+                queue.CreditPurchaseEmail(
+                    email=contact.email,
+                    name=contact.full_name or "",
+                    credits_amount=amount,
+                    total_price=amount,
+                    package_name=body.package,
+                    new_balance=Decimal(balance),
+                ),
+                workspace_id=workspace_id,
+            )
+    return Decimal(balance), False
 
 
 def app_from_env() -> FastAPI:

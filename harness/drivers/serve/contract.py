@@ -121,6 +121,12 @@ ERRORS: dict[str, ErrorSpec] = {
             "the Idempotency-Key was used for a different request",
         ),
         _spec(
+            "payment_reference_mismatch",
+            409,
+            "a top-up repeats a payment_reference that was credited with another amount",
+            "This payment was already credited with a different amount. Contact support.",
+        ),
+        _spec(
             "purchase_not_completed",
             409,
             "a download of a purchase that is still pending",
