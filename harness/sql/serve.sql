@@ -26,3 +26,15 @@ SELECT add_credits(%(workspace_id)s, %(amount)s, %(package)s, %(reference)s);
 SELECT r.amount, r.created_at = now() AS new
 FROM credit_payment_references r
 WHERE r.workspace_id = %(workspace_id)s AND r.payment_reference = %(reference)s;
+
+-- name: scenario_balances
+SELECT c.workspace_id, c.balance FROM workspace_credits c
+WHERE c.workspace_id = ANY (%(workspace_ids)s);
+
+-- name: scenario_sold
+SELECT l.id, l.sold_count FROM leads l WHERE l.id = ANY (%(lead_ids)s);
+
+-- name: scenario_emails
+-- The email jobs of these workspaces: ever queued, sent, dead.
+SELECT count(*), count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'dead')
+FROM email_jobs WHERE workspace_id = ANY (%(workspace_ids)s);

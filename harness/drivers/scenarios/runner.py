@@ -467,9 +467,23 @@ def _compare(scenario: Scenario, result: ScenarioResult) -> None:
         miss.append("invariants: expected violated, every invariant holds")
 
 
+def compare(scenario: Scenario, result: ScenarioResult) -> None:
+    """Add to ``result.mismatches`` every expectation of ``scenario`` it does not meet
+    (for runners that drive the steps another way, e.g. over HTTP)."""
+    _compare(scenario, result)
+
+
 def report(results: Sequence[ScenarioResult]) -> dict[str, Any]:
     """The JSON report: ``{"ok": bool, "scenarios": [...]}``."""
     return {"ok": all(r.ok for r in results), "scenarios": [r.as_dict() for r in results]}
 
 
-__all__ = ["ScenarioResult", "StepResult", "World", "report", "run_scenario", "run_scenarios"]
+__all__ = [
+    "ScenarioResult",
+    "StepResult",
+    "World",
+    "compare",
+    "report",
+    "run_scenario",
+    "run_scenarios",
+]
