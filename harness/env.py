@@ -447,6 +447,12 @@ declare(
     "an application implementing the purchase route: `harness load` drives it over HTTP",
     group=L,
 )
+declare(
+    "HARNESS_LOAD_RUN",
+    values.text,
+    "the name prefix of one HTTP load run's workspaces and leads (set by `harness load`)",
+    group=L,
+)
 declare("HARNESS_LOAD_JSON", output_path, "write the load's JSON report here", group=L)
 declare("HARNESS_LOAD_HTML", output_path, "Locust's HTML report", group=L)
 declare("HARNESS_LOAD_KEEP_LOGS", values.flag, "keep Locust's work directory", False, group=L)
