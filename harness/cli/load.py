@@ -206,8 +206,9 @@ def _judge(
 
 def _print_load(r: dict[str, Any]) -> None:
     lat = r["latency_ms"]
+    what = "requests" if "target" in r else "purchases"
     say(
-        f"{r['requests']} purchases in {r['duration']} ({r['rps']} per second), "
+        f"{r['requests']} {what} in {r['duration']} ({r['rps']} per second), "
         f"{r['users']} users, flow {r['flow']}, PostgreSQL {r['server_version']}"
     )
     say(f"latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}")
