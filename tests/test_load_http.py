@@ -40,12 +40,17 @@ def test_load_target_drives_a_running_application_and_checks_its_database(
 ):
     monkeypatch.setenv("HARNESS_JWT_SECRET", SECRET)
     out = tmp_path / "load.json"
+    from conftest import ROOT
+
     config = AppConfig(dsn=db, secret=SECRET, pool_size=10, limits=Limits(0, 0))
+    # One wallet every user buys from: its row lock queues the purchases, so they are in
+    # flight together even on a busy machine.
+    hot = str(ROOT / "loadtests" / "hot-wallet.toml")
     with running(config) as url:
         code = cli(
             [
                 "load", "--target", url, "--dsn", db, "--users", "6", "--duration", "5s",
-                "--processes", "2", "--json", str(out),
+                "--processes", "2", "--scenario", hot, "--json", str(out),
             ]
         )  # fmt: skip
     report = json.loads(out.read_text())
@@ -78,3 +83,34 @@ def test_endpoints_merge_the_outcomes_of_one_route():
     assert endpoint[0] == "POST /p"
     assert endpoint[1]["statuses"] == {"200": 3, "402": 1}
     assert endpoint[1]["latency_ms"]["p50"] == 10.0 and endpoint[1]["latency_ms"]["p99"] == 50.0
+
+
+def test_the_http_locustfile_refuses_to_run_when_psycopg_came_before_gevent():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "PSYCOPG_WAIT_FUNC"}
+    script = f"import runpy; runpy.run_path({str(ROOT / 'loadtests' / 'http_locustfile.py')!r})"
+    wrong = subprocess.run(
+        [sys.executable, "-c", "import psycopg; " + script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert wrong.returncode != 0
+    assert "http_locustfile: refusing to run" in wrong.stderr and "C wait" in wrong.stderr
+    right = subprocess.run(
+        [sys.executable, "-c", script + "; print('cooperative')"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert right.returncode == 0, right.stderr
+    assert "cooperative" in right.stdout

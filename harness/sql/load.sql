@@ -44,7 +44,8 @@ FROM marketplace_purchases;
 
 -- name: in_flight_app
 -- Sessions of the application under an HTTP load inside a transaction: those named
--- %(app)s, or (NULL) every client session of the database but the harness's own.
+-- %(app)s, or (NULL) every client session of the database but the harness's own
+-- observers (this sampler, the progress line, the invariant check).
 SELECT count(*) FILTER (WHERE xact_start IS NOT NULL) AS in_flight,
        count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting_on_lock,
        count(*) AS connected
@@ -53,7 +54,9 @@ WHERE datname = current_database()
   AND pid <> pg_backend_pid()
   AND backend_type = 'client backend'
   AND (application_name = %(app)s
-       OR (%(app)s::text IS NULL AND application_name NOT LIKE 'harness-%%'));
+       OR (%(app)s::text IS NULL
+           AND application_name NOT IN ('harness-sampler', 'harness-progress',
+                                        'harness-check')));
 
 -- name: http_buyers
 -- The (workspace, member) pairs of one HTTP load run: workspaces named with its prefix.
