@@ -52,6 +52,13 @@ class ErrorMessages(TypedDict):
     DUPLICATE_LEADS: str
     LEADS_NOT_FOUND: str
     IDEMPOTENCY_MISMATCH: str
+    INVALID_IDEMPOTENCY_KEY: str
+    INVALID_EMAIL: str
+    INVALID_REQUEST: str
+    UNKNOWN_WORKSPACE: str
+    SERVICE_UNAVAILABLE: str
+    SERVICE_FAILED: str
+    PURCHASE_INTERRUPTED: str
     INVALID_FILE_TYPE: str
     FILE_TOO_LARGE: Callable[[float], str]
     TOO_MANY_ROWS: Callable[[int], str]
@@ -151,6 +158,17 @@ ERROR_MESSAGES: Final = cast(
             "try again.",
             "IDEMPOTENCY_MISMATCH": "This request reuses an idempotency key with different "
             "details. Use a new key for a new purchase.",
+            # Not in the source design: the refusals and failures the service adds.
+            "INVALID_IDEMPOTENCY_KEY": "The idempotency key must be 1 to 255 printable characters.",
+            "INVALID_EMAIL": "Your account's email address cannot receive the confirmation. "
+            "Please update it to one valid address and try again.",
+            "INVALID_REQUEST": "The request is not valid. Please refresh and try again.",
+            "UNKNOWN_WORKSPACE": "This workspace does not exist.",
+            "SERVICE_UNAVAILABLE": "The service is busy. Please try again in a moment.",
+            "SERVICE_FAILED": "Something went wrong on our side. Please try again in a moment "
+            "or contact support.",
+            "PURCHASE_INTERRUPTED": "Your purchase was interrupted and is being settled. Check "
+            "your purchase history in a few minutes.",
             # Upload errors
             "INVALID_FILE_TYPE": "Please upload a CSV file. Other file types are not supported.",
             "FILE_TOO_LARGE": _file_too_large,
@@ -210,6 +228,15 @@ USER_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
         "purchase_in_progress": ERROR_MESSAGES["PURCHASE_IN_PROGRESS"],
         "idempotency_mismatch": ERROR_MESSAGES["IDEMPOTENCY_MISMATCH"],
         "not_authorized": ERROR_MESSAGES["NOT_AUTHORIZED"],
+        "invalid_idempotency_key": ERROR_MESSAGES["INVALID_IDEMPOTENCY_KEY"],
+        "invalid_email": ERROR_MESSAGES["INVALID_EMAIL"],
+        "invalid_request": ERROR_MESSAGES["INVALID_REQUEST"],
+        "unknown_workspace": ERROR_MESSAGES["UNKNOWN_WORKSPACE"],
+        # Failures that are not refusals (ServiceError): what the user is told.
+        "database_unavailable": ERROR_MESSAGES["SERVICE_UNAVAILABLE"],
+        "database_error": ERROR_MESSAGES["SERVICE_FAILED"],
+        "internal_error": ERROR_MESSAGES["SERVICE_FAILED"],
+        "purchase_interrupted": ERROR_MESSAGES["PURCHASE_INTERRUPTED"],
     }
 )
 

@@ -14,7 +14,13 @@
     ├── ConnectionFailed               (2) bad DSN or unreachable server
     ├── MigrationError                 a migration failed to apply or roll back
     │   └── MigrationLocked            (2) a stale yoyo lock holds the database
-    └── DomainError                    a purchase was refused; ``code`` is stable
+    ├── ServiceError                   the purchase service failed (not a refusal);
+    │   │                              ``code`` is stable
+    │   ├── DatabaseUnavailable        the database could not be reached or timed out
+    │   ├── DatabaseFailure            the database answered with an error
+    │   ├── PurchaseInterrupted        a stepwise purchase was settled by someone else
+    │   └── InternalError              a bug: an exception the service did not expect
+    └── DomainError                    a request was refused; ``code`` is stable
         ├── InsufficientCredits
         ├── NoCreditsAccount
         ├── InvalidAmount
@@ -25,6 +31,10 @@
         ├── DuplicatePurchase
         ├── PurchaseInProgress
         ├── IdempotencyMismatch
+        ├── InvalidIdempotencyKey
+        ├── InvalidEmail               (also a ValueError: the email records raise it)
+        ├── InvalidRequest
+        ├── UnknownWorkspace           (also a UsageError, exit status 2)
         └── NotAuthorized
 
 Checks of ``harness verify`` signal their outcome with three exceptions that are not
@@ -32,8 +42,11 @@ errors of the harness: ``CheckFailed`` (the property does not hold), ``CheckSkip
 (it does not apply here) and ``CheckInconclusive`` (its premise, e.g. real concurrency,
 could not be established: reported as an error, never as a pass).
 
-Each class's docstring is its default message. Each refusal's stable ``code`` is
-declared once, on its class; :data:`DOMAIN_ERRORS` is filled from those declarations.
+Each class's docstring is its default message. Each refusal's and each service
+failure's stable ``code`` is declared once, on its class; :data:`DOMAIN_ERRORS` and
+:data:`SERVICE_ERRORS` are filled from those declarations, and no code is declared twice
+across the two. Nothing but a ``HarnessError`` leaves ``PurchaseService``: a refusal is a
+``DomainError``, anything else a ``ServiceError``.
 Driver errors are translated into this tree where they are caught, always with
 ``raise ... from``.
 """
@@ -114,12 +127,68 @@ class MigrationLocked(MigrationError):
     exit_code = 2
 
 
-# Every refusal class by its code, filled as the classes below are defined.
+# Every refusal class by its code, and every service failure by its code, filled as the
+# classes below are defined.
 DOMAIN_ERRORS: dict[str, type[DomainError]] = {}
+SERVICE_ERRORS: dict[str, type[ServiceError]] = {}
+
+
+def _register(cls: type, registry: dict[str, type]) -> None:
+    code = cls.__dict__.get("code")
+    if code is None:
+        return
+    if code in DOMAIN_ERRORS or code in SERVICE_ERRORS:
+        raise TypeError(f"error code {code!r} declared twice")
+    registry[code] = cls
+
+
+class ServiceError(HarnessError):
+    """The purchase service could not complete the request.
+
+    ``detail`` names the cause (its class and first line) for the operator; the message
+    is the text a user sees."""
+
+    code: ClassVar[str] = "service_error"
+
+    def __init__(self, message: str | None = None, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        # The user sees .message; logs and reports get the cause as well.
+        return f"{self.message} ({self.detail})" if self.detail else self.message
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        _register(cls, SERVICE_ERRORS)
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database could not be reached, or did not answer in time. Try again."""
+
+    code = "database_unavailable"
+
+
+class DatabaseFailure(ServiceError):
+    """The database refused the operation."""
+
+    code = "database_error"
+
+
+class PurchaseInterrupted(ServiceError):
+    """The purchase was settled by another process before it completed."""
+
+    code = "purchase_interrupted"
+
+
+class InternalError(ServiceError):
+    """The service failed unexpectedly."""
+
+    code = "internal_error"
 
 
 class DomainError(HarnessError):
-    """The purchase was refused.
+    """The request was refused.
 
     ``code`` is the refusal's stable name (each subclass declares its own); the message is
     the text a user sees. The fields say what was refused: ``required`` and ``balance``
@@ -150,10 +219,7 @@ class DomainError(HarnessError):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        if "code" in cls.__dict__:
-            if cls.code in DOMAIN_ERRORS:
-                raise TypeError(f"error code {cls.code!r} declared twice")
-            DOMAIN_ERRORS[cls.code] = cls
+        _register(cls, DOMAIN_ERRORS)
 
 
 class InsufficientCredits(DomainError):
@@ -214,6 +280,30 @@ class IdempotencyMismatch(DomainError):
     """The idempotency key was already used for a different request."""
 
     code = "idempotency_mismatch"
+
+
+class InvalidIdempotencyKey(DomainError):
+    """An idempotency key must be 1 to 255 printable characters, not all blank."""
+
+    code = "invalid_idempotency_key"
+
+
+class InvalidEmail(DomainError, ValueError):
+    """The email address cannot receive the confirmation: it is not one valid address."""
+
+    code = "invalid_email"
+
+
+class InvalidRequest(DomainError):
+    """The request is not valid (an id that is not a UUID)."""
+
+    code = "invalid_request"
+
+
+class UnknownWorkspace(DomainError, UsageError):
+    """No such workspace."""
+
+    code = "unknown_workspace"
 
 
 class NotAuthorized(DomainError):

@@ -120,16 +120,17 @@ def _authenticate(users: dict[str, str]):
 
 
 @contextlib.contextmanager
-def running(sink: Sink, *, users: dict[str, str] | None = None) -> Iterator[str]:
-    """Serve ``sink`` on a loopback port for the block; yields its smtp:// URL."""
+def running(
+    sink: Sink, *, users: dict[str, str] | None = None, smtputf8: bool = False
+) -> Iterator[str]:
+    """Serve ``sink`` on a loopback port for the block; yields its smtp:// URL. With
+    ``smtputf8`` the server offers SMTPUTF8 (internationalized addresses)."""
     port = free_port()
-    kwargs = {}
+    kwargs: dict[str, object] = {"enable_SMTPUTF8": smtputf8}
     if users is not None:
-        kwargs = {
-            "authenticator": _authenticate(users),
-            "auth_require_tls": False,
-            "auth_required": True,
-        }
+        kwargs.update(
+            authenticator=_authenticate(users), auth_require_tls=False, auth_required=True
+        )
     controller = Controller(sink, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     try:

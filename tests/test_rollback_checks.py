@@ -111,8 +111,9 @@ def test_switch_back_fails_when_a_rollback_drops_the_function(drops_function):
         switch_back(drops_function)
     assert (
         "after rolling back 0100_replace_purchase_function the atomic flow, which worked "
-        "before 0100_replace_purchase_function was applied, fails: UndefinedFunction"
+        "before 0100_replace_purchase_function was applied, fails: DatabaseFailure"
     ) in failed.value.detail
+    assert "UndefinedFunction" in failed.value.detail  # the cause, named
 
 
 def test_verify_only_rollback_fails_on_a_rollback_that_loses_the_search_path(

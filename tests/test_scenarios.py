@@ -15,6 +15,8 @@ from harness.db import connect
 from harness.drivers.scenarios import runner as scenario_runner
 from harness.drivers.scenarios.format import ScenarioError, load_scenario, load_scenarios
 from harness.drivers.scenarios.runner import report, run_scenarios
+from harness.errors import DatabaseUnavailable
+from harness.money.service import PurchaseService
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -348,15 +350,29 @@ def test_outsiders_missing_accounts_rotation_and_topups(tmp_path, admin_dsn, tem
     assert result.balances["empty"] is None
 
 
-def test_an_undocumented_exception_counts_as_unexpected_and_fails(tmp_path, admin_dsn, template_db):
+def test_a_bad_idempotency_key_is_a_documented_refusal(tmp_path, admin_dsn, template_db):
     path = write(tmp_path, BASE + STEP + 'idempotency_key = " "\n')
+    (result,) = run_scenarios(admin_dsn, [load_scenario(path)], template=template_db)
+    assert result.errors == {"invalid_idempotency_key": 1}
+
+
+def test_an_undocumented_exception_counts_as_unexpected_and_fails(
+    tmp_path, admin_dsn, template_db, monkeypatch
+):
+    # What a database outage in the middle of a purchase looks like to the runner: a
+    # ServiceError, which is no refusal.
+    def outage(self, req):
+        raise DatabaseUnavailable("the database went away")
+
+    monkeypatch.setattr(PurchaseService, "purchase", outage)
+    path = write(tmp_path, BASE + STEP)
     (result,) = run_scenarios(admin_dsn, [load_scenario(path)], template=template_db)
     assert result.errors == {"unexpected": 1}
     assert not result.ok
-    assert result.mismatches[0].startswith("errors: 1 unexpected error(s): UsageError")
+    assert result.mismatches[0].startswith("errors: 1 unexpected error(s): DatabaseUnavailable")
     expected = write(
         tmp_path,
-        BASE + STEP + 'idempotency_key = " "\n[expect]\nerrors = { unexpected = 1 }\n',
+        BASE + STEP + "[expect]\nerrors = { unexpected = 1 }\n",
         "expected.toml",
     )
     (result,) = run_scenarios(admin_dsn, [load_scenario(expected)], template=template_db)

@@ -11,7 +11,7 @@ import pytest
 from conftest import snapshot
 
 from harness import db as database
-from harness.errors import DomainError, UsageError
+from harness.errors import DatabaseFailure, DomainError, UsageError
 from harness.money.service import (
     FLOW_ENV,
     PurchaseRequest,
@@ -294,9 +294,10 @@ def test_concurrent_repeats_of_one_key_debit_once(conn, world, pool, flow):
     assert world.balance(ws) == Decimal("9.00") == ledger_sum(conn, ws)
 
 
-def test_an_empty_idempotency_key_is_a_usage_error(world, service, buyer):
-    with pytest.raises(UsageError):
+def test_an_empty_idempotency_key_is_refused_with_its_code(world, service, buyer):
+    with pytest.raises(DomainError) as info:
         service.purchase(req(*buyer, world.leads(1), "  "))
+    assert info.value.code == "invalid_idempotency_key"
 
 
 # -- top-ups ------------------------------------------------------------------------------------
@@ -338,16 +339,18 @@ def test_top_up_refuses_bad_amounts_and_changes_nothing(conn, world, pool, amoun
 
 
 def test_top_up_of_an_unknown_workspace_is_a_usage_error(pool):
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as info:
         PurchaseService(pool, "atomic").top_up(uuid.uuid4(), Decimal("1.00"), "p")
+    assert info.value.code == "unknown_workspace"
 
 
 def test_a_failed_email_insert_rolls_the_top_up_back(conn, world, pool):
     ws, _ = world.workspace(balance=None)
     conn.execute("ALTER TABLE email_jobs ADD CONSTRAINT no_jobs CHECK (false) NOT VALID")
     try:
-        with pytest.raises(psycopg.errors.CheckViolation):
+        with pytest.raises(DatabaseFailure) as info:
             PurchaseService(pool, "atomic").top_up(ws, Decimal("5.00"), "p")
+        assert isinstance(info.value.__cause__, psycopg.errors.CheckViolation)
     finally:
         conn.execute("ALTER TABLE email_jobs DROP CONSTRAINT no_jobs")
     assert world.balance(ws) is None and ledger_sum(conn, ws) == 0

@@ -293,16 +293,47 @@ class Repository:
         workspace_id: UUID,
         amount: Decimal,
         package: str,
+        payment_reference: str | None = None,
         *,
         conn: psycopg.Connection | None = None,
     ) -> Decimal:
-        """A top-up through add_credits(); the new balance."""
-        balance: Decimal = self._one(
-            "add_credits",
-            {"workspace_id": workspace_id, "amount": amount, "package": package},
-            conn,
-        )
+        """A top-up through add_credits(); the new balance. With a payment reference,
+        through its four-argument form: the same reference credits the workspace once,
+        a repeat answers the balance."""
+        params = {"workspace_id": workspace_id, "amount": amount, "package": package}
+        if payment_reference is None:
+            balance: Decimal = self._one("add_credits", params, conn)
+        else:
+            balance = self._one(
+                "add_credits_reference", {**params, "reference": payment_reference}, conn
+            )
         return balance
+
+    def workspace_exists(
+        self, workspace_id: UUID, *, conn: psycopg.Connection | None = None
+    ) -> bool:
+        return bool(self._one("workspace_exists", {"workspace_id": workspace_id}, conn))
+
+    def lock_payment_reference(
+        self, workspace_id: UUID, reference: str, *, conn: psycopg.Connection
+    ) -> None:
+        """Serialize top-ups carrying the same reference (until the transaction ends)."""
+        conn.execute(
+            query(MODULE, "lock_payment_reference"),
+            {"workspace_id": workspace_id, "reference": reference},
+        )
+
+    def payment_reference_seen(
+        self, workspace_id: UUID, reference: str, *, conn: psycopg.Connection | None = None
+    ) -> bool:
+        """Whether a top-up with this reference was already credited to the workspace."""
+        return bool(
+            self._one(
+                "payment_reference_seen",
+                {"workspace_id": workspace_id, "reference": reference},
+                conn,
+            )
+        )
 
     # -- what the service needs besides -------------------------------------------------
 

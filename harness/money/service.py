@@ -19,17 +19,26 @@ the old path and switch back by environment variable):
 Idempotency keys are scoped to the workspace and stored with a fingerprint of the request:
 a repeat after completion replays the stored response (no second debit), a repeat while
 the first runs gets ``purchase_in_progress``, the same key with another request gets
-``idempotency_mismatch``; a key whose attempt failed may be used again.
+``idempotency_mismatch``; a key whose attempt failed may be used again. A key is 1 to 255
+printable characters, not all blank (else ``invalid_idempotency_key``).
+
+Everything a request can be refused for that is knowable before the debit (a bad key, a
+malformed id, no or repeated leads, a user who is not a member, a buyer whose email
+address cannot receive the confirmation, leads that do not exist) is checked first, in
+every flow, before anything is written. Nothing but a :class:`~harness.errors.HarnessError`
+leaves the service: refusals are ``DomainError``s, database trouble and anything
+unexpected a ``ServiceError``, each with its stable ``code``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -40,9 +49,14 @@ from harness.config import MARKETPLACE_CONFIG, USER_MESSAGES
 from harness.db import query, scalar
 from harness.errors import (
     DOMAIN_ERRORS,
+    DatabaseFailure,
+    DatabaseUnavailable,
     DomainError,
     HarnessError,
     InsufficientCredits,
+    InternalError,
+    PurchaseInterrupted,
+    ServiceError,
     UsageError,
 )
 from harness.money.commission import calculate_commission
@@ -62,6 +76,8 @@ FLOW_ENV = "HARNESS_PURCHASE_FLOW"
 DEFAULT_FLOW = "atomic"
 CRASH_POINTS = ("debit", "items", "mark_sold", "complete")
 DOWNLOAD_PATH = "/api/marketplace/download/"
+MAX_KEY_LENGTH = 255
+MAX_PACKAGE_LENGTH = 255
 
 
 def current_flow() -> str:
@@ -151,12 +167,15 @@ class PurchaseResult:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A validated request: its leads and the price computed here, not by the client."""
+    """A validated request: its leads and the price computed here, not by the client,
+    and the buyer's address (validated) for the confirmation email."""
 
     req: PurchaseRequest
     leads: tuple[Lead, ...]
     total_price: Decimal
     fingerprint: str
+    email: str
+    name: str | None
 
     @property
     def lead_ids(self) -> list[UUID]:
@@ -178,6 +197,69 @@ def refuse(
     return DOMAIN_ERRORS[code](
         USER_MESSAGES.get(code), amount=amount, lead_ids=lead_ids, purchase_id=purchase_id
     )
+
+
+def fail(cls: type[ServiceError], exc: BaseException | None = None) -> ServiceError:
+    """The ServiceError of ``cls`` with its user-facing message (and the cause's class
+    and first line, for the operator reading the log)."""
+    detail = "" if exc is None else f"{type(exc).__name__}: {_first_line(exc)}"
+    return cls(USER_MESSAGES.get(cls.code), detail=detail)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Let nothing but a HarnessError out: a database that cannot be reached or timed
+    out becomes ``database_unavailable``, any other database error ``database_error``,
+    anything else ``internal_error`` (each chained to its cause)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except HarnessError:
+            raise
+        except psycopg.OperationalError as exc:
+            raise fail(DatabaseUnavailable, exc) from exc
+        except psycopg.Error as exc:
+            raise fail(DatabaseFailure, exc) from exc
+        except Exception as exc:
+            raise fail(InternalError, exc) from exc
+
+    return wrapper
+
+
+def check_key(key: object) -> str | None:
+    """The idempotency key as given, when it is one: None, or 1 to 255 printable
+    characters not all blank. Anything else is ``invalid_idempotency_key``."""
+    if key is None:
+        return None
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= MAX_KEY_LENGTH
+        or not key.isprintable()
+        or not key.strip()
+    ):
+        raise refuse("invalid_idempotency_key")
+    return key
+
+
+def as_uuid(value: object) -> UUID:
+    """A UUID, or the string of one; anything else is ``invalid_request``."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise refuse("invalid_request")
 
 
 def lead_price(lead: Lead) -> Decimal:
@@ -227,8 +309,10 @@ class PurchaseService:
 
     # -- public ------------------------------------------------------------------------
 
+    @translated
     def purchase(self, req: PurchaseRequest) -> PurchaseResult:
-        """Buy the request's leads; raises a DomainError subclass when refused."""
+        """Buy the request's leads; raises a DomainError subclass when refused, a
+        ServiceError when it could not be done."""
         prep = self._prepare(req)
         flows: dict[str, Callable[[_Prepared], PurchaseResult]] = {
             "atomic": self._atomic,
@@ -237,6 +321,7 @@ class PurchaseService:
         }
         return flows[self.flow](prep)
 
+    @translated
     def purchase_and_crash(self, req: PurchaseRequest, after: str) -> UUID | None:
         """The stepwise flow, stopped after ``after`` (debit | items | mark_sold | complete)
         as if the process died there. The purchase id (an earlier purchase's when the key
@@ -249,11 +334,25 @@ class PurchaseService:
         outcome = self._stepwise_run(prep, crash_after=after)
         return outcome.purchase_id if isinstance(outcome, PurchaseResult) else outcome
 
+    @translated
     def top_up(
-        self, workspace_id: UUID, amount: Decimal, package: str, email: str | None = None
+        self,
+        workspace_id: UUID,
+        amount: Decimal,
+        package: str,
+        email: str | None = None,
+        payment_reference: str | None = None,
     ) -> Decimal:
         """Add credits and queue the credit purchase email, in one transaction; the new
-        balance. The email goes to ``email``, else to the workspace's owner."""
+        balance. The email goes to ``email``, else to the workspace's owner.
+
+        ``payment_reference`` (the payment provider's id, 1 to 255 printable ASCII
+        characters)
+        makes a retried top-up safe: the same reference for the same workspace credits
+        once, and a repeat answers the balance without crediting or emailing again.
+        Every refusal (``invalid_amount``, ``invalid_request``, ``invalid_email``,
+        ``unknown_workspace``) comes before anything is written."""
+        workspace_id = as_uuid(workspace_id)
         try:
             valid = (
                 isinstance(amount, Decimal)
@@ -266,43 +365,76 @@ class PurchaseService:
             valid = False
         if not valid:
             raise refuse("invalid_amount", amount=amount)
-        try:
-            with self.repo.transaction() as conn:
-                balance = self.repo.add_credits(workspace_id, amount, package, conn=conn)
-                contact = self.repo.workspace_contact(workspace_id, email, conn=conn)
-                address = contact.email if contact else email
-                if address and self.repo.outbox_present(conn):
-                    queue.queue_credit_purchase_email(
-                        conn,
-                        queue.CreditPurchaseEmail(
-                            email=address,
-                            name=(contact.full_name if contact else None) or "",
-                            credits_amount=amount,
-                            total_price=amount,
-                            package_name=package,
-                            new_balance=balance,
-                        ),
-                        workspace_id=workspace_id,
+        if (
+            not isinstance(package, str)
+            or not 1 <= len(package) <= MAX_PACKAGE_LENGTH
+            or not package.isprintable()
+            or not package.strip()
+        ):
+            raise refuse("invalid_request")
+        if payment_reference is not None and not (
+            isinstance(payment_reference, str)
+            and 1 <= len(payment_reference) <= MAX_KEY_LENGTH
+            and payment_reference.isascii()
+            and payment_reference.isprintable()
+        ):
+            raise refuse("invalid_request")  # a payment provider's id: printable ASCII
+        if email is not None:
+            email = queue.recipient(email).address
+        with self.repo.transaction() as conn:
+            if not self.repo.workspace_exists(workspace_id, conn=conn):
+                raise refuse("unknown_workspace")
+            contact = self.repo.workspace_contact(workspace_id, email, conn=conn)
+            address = queue.recipient(contact.email).address if contact else email
+            if payment_reference is not None:
+                self.repo.lock_payment_reference(workspace_id, payment_reference, conn=conn)
+                if self.repo.payment_reference_seen(workspace_id, payment_reference, conn=conn):
+                    # A retried payment: add_credits answers the balance and credits
+                    # nothing; the email went with the first.
+                    return self.repo.add_credits(
+                        workspace_id, amount, package, payment_reference, conn=conn
                     )
-        except psycopg.errors.ForeignKeyViolation as exc:
-            raise UsageError(f"no such workspace: {workspace_id}") from exc
+            balance = self.repo.add_credits(
+                workspace_id, amount, package, payment_reference, conn=conn
+            )
+            if address and self.repo.outbox_present(conn):
+                queue.queue_credit_purchase_email(
+                    conn,
+                    queue.CreditPurchaseEmail(
+                        email=address,
+                        name=(contact.full_name if contact else None) or "",
+                        credits_amount=amount,
+                        total_price=amount,
+                        package_name=package,
+                        new_balance=balance,
+                    ),
+                    workspace_id=workspace_id,
+                )
         return balance
 
     # -- validation and idempotency ---------------------------------------------------------
 
     def _prepare(self, req: PurchaseRequest) -> _Prepared:
+        """Every check that needs no lock, before anything is written: the key, the ids,
+        the leads asked for, membership, the buyer's address, the leads' existence and
+        the total."""
+        key = check_key(req.idempotency_key)
+        ws, user = as_uuid(req.workspace_id), as_uuid(req.user_id)
         ids = tuple(req.lead_ids or ())
         if not ids:
             raise refuse("no_leads_selected")
-        if len(set(ids)) != len(ids):
-            raise refuse("duplicate_leads")
         if any(i is None for i in ids):
             raise refuse("leads_not_found")
-        if req.idempotency_key is not None and not req.idempotency_key.strip():
-            raise UsageError("an idempotency key must not be empty")
+        ids = tuple(as_uuid(i) for i in ids)
+        if len(set(ids)) != len(ids):
+            raise refuse("duplicate_leads")
         with self.pool.connection() as conn:
-            if not self.repo.is_member(req.workspace_id, req.user_id, conn=conn):
+            if not self.repo.is_member(ws, user, conn=conn):
                 raise refuse("not_authorized")
+            buyer = self.repo.get_user(user, conn=conn)
+            if buyer is None:  # removed a moment ago, with its membership
+                raise refuse("not_authorized")
+            email = queue.recipient(buyer.email).address
             leads = self.repo.load_leads(ids, conn=conn)
         if len(leads) != len(ids):
             missing = sorted(set(ids) - {lead.id for lead in leads}, key=str)
@@ -310,8 +442,8 @@ class PurchaseService:
         total = sum((lead_price(lead) for lead in leads), Decimal("0.00"))
         if total > MARKETPLACE_CONFIG["MAX_AMOUNT"]:
             raise refuse("invalid_amount", amount=total)
-        req = PurchaseRequest(req.workspace_id, req.user_id, ids, req.idempotency_key)
-        return _Prepared(req, tuple(leads), total, req.fingerprint())
+        req = PurchaseRequest(ws, user, ids, key)
+        return _Prepared(req, tuple(leads), total, req.fingerprint(), email, buyer.full_name)
 
     def _claim_key(self, prep: _Prepared) -> PurchaseResult | None:
         """Take the request's key for this attempt (stepwise and legacy). None: go ahead;
@@ -358,12 +490,10 @@ class PurchaseService:
     def _queue_confirmation(
         self, conn: psycopg.Connection, prep: _Prepared, purchase_id: UUID
     ) -> None:
-        user = self.repo.get_user(prep.req.user_id, conn=conn)
-        if user is None:
-            raise HarnessError(f"user {prep.req.user_id} vanished during the purchase")
+        """The confirmation to the address validated before the debit."""
         data = queue.PurchaseConfirmationEmail.for_purchase(
-            email=user.email,
-            name=user.full_name,
+            email=prep.email,
+            name=prep.name,
             total_leads=len(prep.leads),
             total_price=prep.total_price,
             purchase_id=purchase_id,
@@ -437,10 +567,8 @@ class PurchaseService:
             return purchase_id
 
         marked = repo.mark_purchase_leads_sold(purchase_id, prep.lead_ids)
-        if marked is None:
-            raise HarnessError(
-                f"purchase {purchase_id} was settled by reconcile before it completed"
-            )
+        if marked is None:  # settled by reconcile before it completed
+            raise fail(PurchaseInterrupted)
         if marked < len(prep.lead_ids):
             repo.refund_purchase(purchase_id)
             refusal = refuse("leads_no_longer_available", purchase_id=purchase_id)
@@ -451,7 +579,7 @@ class PurchaseService:
 
         status = repo.complete_purchase(purchase_id)
         if status is not PurchaseStatus.COMPLETED:
-            raise HarnessError(f"purchase {purchase_id} is {status} and cannot complete")
+            raise fail(PurchaseInterrupted)
         if crash_after == "complete":
             return purchase_id
 
@@ -539,6 +667,7 @@ class PurchaseService:
 
 __all__ = [
     "CRASH_POINTS",
+    "check_key",
     "FLOWS",
     "FLOW_ENV",
     "PurchaseRequest",

@@ -4,6 +4,14 @@ The server comes from ``HARNESS_SMTP_URL``: ``smtp://[user:password@]host[:port]
 optional query parameters ``starttls=1`` and ``timeout=SECONDS``; the sender from
 ``HARNESS_EMAIL_FROM``. A :class:`Mailer` keeps one connection open across sends and
 opens a new one after any error.
+
+Every message goes to exactly one envelope recipient, given explicitly (never read back
+from the To header). An internationalized address is sent with SMTPUTF8 when the server
+offers it; otherwise its domain is IDNA-encoded (envelope and header alike), and an
+address whose local part is not ASCII is refused permanently with
+:class:`RecipientNeedsSmtputf8`. The Message-ID of a job is ``<{message_uuid}@harness>``:
+a UUID drawn when the job was queued, unique across databases and re-applied migrations,
+the same for every delivery of the job.
 """
 
 from __future__ import annotations
@@ -14,14 +22,21 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from harness import env
 from harness.errors import UsageError
-from harness.outbox.queue import EMAIL_DATA, CreditPurchaseEmail, PurchaseConfirmationEmail
+from harness.outbox.queue import (
+    EMAIL_DATA,
+    CreditPurchaseEmail,
+    PurchaseConfirmationEmail,
+    Recipient,
+    recipient,
+)
 
 DEFAULT_SENDER = "Lead Marketplace <no-reply@harness.localhost>"
 DEFAULT_PORT = 25
@@ -118,9 +133,23 @@ def _redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+class RecipientNeedsSmtputf8(smtplib.SMTPNotSupportedError):
+    """The address's local part is not ASCII and the server does not offer SMTPUTF8:
+    no form of it can be delivered there, so retrying cannot help."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(
+            f"recipient_needs_smtputf8: {address} has a local part that is not ASCII and "
+            "the SMTP server does not offer SMTPUTF8"
+        )
+
+
 def is_permanent(exc: BaseException) -> bool:
     """A refusal that retrying cannot fix: a 5xx reply to the sender, the recipients or
-    the message. Connection trouble, timeouts and 4xx replies are worth retrying."""
+    the message, or an internationalized local part the server cannot take. Connection
+    trouble, timeouts and 4xx replies are worth retrying."""
+    if isinstance(exc, RecipientNeedsSmtputf8):
+        return True
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return bool(codes) and all(500 <= c < 600 for c in codes)
@@ -167,12 +196,23 @@ class Mailer:
             raise
         return smtp
 
-    def send(self, msg: EmailMessage) -> None:
-        """Deliver one message; any error propagates and drops the connection."""
+    def send(self, msg: EmailMessage, to: str) -> None:
+        """Deliver one message to exactly the mailbox ``to`` (validated again here); any
+        error propagates and drops the connection. Without SMTPUTF8 on the server, an
+        internationalized domain goes IDNA-encoded, in the envelope and in the To header."""
+        rcpt = recipient(to)
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            self._smtp.send_message(msg)
+            envelope = rcpt.address
+            if not rcpt.address.isascii() and not self._smtp.has_extn("smtputf8"):
+                if rcpt.ascii is None:
+                    raise RecipientNeedsSmtputf8(rcpt.address)
+                envelope = rcpt.ascii
+                _readdress(msg, rcpt, ascii_only=True)
+            self._smtp.send_message(msg, to_addrs=[envelope])
+        except RecipientNeedsSmtputf8:
+            raise  # nothing was sent: the connection is still good
         except BaseException:
             self.close()
             raise
@@ -241,6 +281,28 @@ def _credit_purchase(d: CreditPurchaseEmail) -> tuple[str, str, str]:
     return subject, text, body
 
 
+def _readdress(msg: EmailMessage, rcpt: Recipient, *, ascii_only: bool = False) -> None:
+    """Set the To header again for ``rcpt`` (its IDNA domain when ``ascii_only``),
+    keeping the display name render() gave it."""
+    header = msg["To"]
+    names = [a.display_name for a in getattr(header, "addresses", ())]
+    domain = rcpt.ascii.rsplit("@", 1)[1] if ascii_only and rcpt.ascii else rcpt.domain
+    del msg["To"]
+    msg["To"] = Address(display_name=names[0] if names else "", username=rcpt.local, domain=domain)
+
+
+def recipient_of(kind: str, payload: dict[str, Any]) -> str:
+    """The one mailbox a job's email goes to (its payload's address, validated)."""
+    return EMAIL_DATA[kind].from_payload(payload).email
+
+
+def message_id_for(job: dict[str, Any]) -> str:
+    """The Message-ID of every delivery of a job: ``<{message_uuid}@harness>``; a job
+    row from before the column existed keeps its old ``message_id``."""
+    uid = job.get("message_uuid")
+    return f"<{uid}@harness>" if uid else str(job["message_id"])
+
+
 def render(
     kind: str,
     payload: dict[str, Any],
@@ -256,9 +318,10 @@ def render(
         subject, text, body = _purchase_confirmation(data)
     else:
         subject, text, body = _credit_purchase(data)
+    rcpt = recipient(data.email)
     msg = EmailMessage()
     msg["From"] = sender
-    msg["To"] = formataddr((data.name, data.email))
+    msg["To"] = Address(display_name=data.name, username=rcpt.local, domain=rcpt.domain)
     msg["Subject"] = subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
@@ -267,4 +330,13 @@ def render(
     return msg
 
 
-__all__ = ["Mailer", "SmtpSettings", "describe_error", "is_permanent", "render"]
+__all__ = [
+    "Mailer",
+    "RecipientNeedsSmtputf8",
+    "SmtpSettings",
+    "describe_error",
+    "is_permanent",
+    "message_id_for",
+    "recipient_of",
+    "render",
+]

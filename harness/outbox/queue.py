@@ -1,5 +1,12 @@
 """The email outbox: enqueue jobs in the caller's transaction, inspect and steer them.
 
+Recipients are validated where they enter: :func:`recipient` (the ``email-validator``
+library, no DNS look-up) accepts exactly one mailbox, internationalized ones included,
+and refuses lists, display names, quoted local parts, control characters and reserved
+domains with :class:`~harness.errors.InvalidEmail`; the email records run it on their
+address and strip control characters from the name, so nothing that reaches a header can
+add a recipient.
+
 A job row (table ``email_jobs``, migration 0003) is written by the same transaction as
 the purchase or top-up it announces, so it exists if and only if that transaction
 commits. :mod:`harness.outbox.worker` delivers the jobs; this module adds them
@@ -10,6 +17,7 @@ on them (:func:`queue_status`), requeues dead letters (:func:`retry_dead`) and c
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,14 +25,15 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
 
+import email_validator
 import psycopg
 from psycopg.rows import class_row, dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from harness import db
-from harness.config import MARKETPLACE_CONFIG
+from harness.config import MARKETPLACE_CONFIG, USER_MESSAGES
 from harness.db import query
-from harness.errors import UsageError
+from harness.errors import InvalidEmail, UsageError
 from harness.values import CENT
 
 DEFAULT_NAME = "Valued Customer"
@@ -56,9 +65,40 @@ def _money(value: Decimal, what: str) -> str:
     return str(value.quantize(CENT))
 
 
-def _check_email(email: str) -> None:
-    if not isinstance(email, str) or "@" not in email.strip("@") or any(c in email for c in "\r\n"):
-        raise ValueError(f"not an email address: {email!r}")
+@dataclass(frozen=True)
+class Recipient:
+    """One validated mailbox: ``address`` as it is stored and shown (normalized, Unicode
+    kept), its ``local`` part and ``domain``, the ``ascii`` form a server without SMTPUTF8
+    can take (the domain IDNA-encoded; None when the local part itself is not ASCII)."""
+
+    address: str
+    local: str
+    domain: str
+    ascii: str | None
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        return self.ascii is None
+
+
+def recipient(address: object) -> Recipient:
+    """``address`` as exactly one deliverable mailbox, or :class:`InvalidEmail` (a
+    ValueError) saying why not. No DNS look-up: syntax, length and reserved domains."""
+    if not isinstance(address, str):
+        raise InvalidEmail(USER_MESSAGES["invalid_email"])
+    try:
+        valid = email_validator.validate_email(address, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise InvalidEmail(f"{USER_MESSAGES['invalid_email']} ({exc})") from exc
+    return Recipient(valid.normalized, valid.local_part, valid.domain, valid.ascii_email)
+
+
+def display_name(name: object) -> str:
+    """A name fit for a header: control characters (CR and LF among them) become spaces,
+    runs of spaces one, and an empty name the source design's default."""
+    text = name if isinstance(name, str) else ""
+    cleaned = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
+    return " ".join(cleaned.split()) or DEFAULT_NAME
 
 
 @dataclass(frozen=True)
@@ -76,8 +116,8 @@ class PurchaseConfirmationEmail:
     download_expires_at: datetime
 
     def __post_init__(self) -> None:
-        _check_email(self.email)
-        object.__setattr__(self, "name", (self.name or "").strip() or DEFAULT_NAME)
+        object.__setattr__(self, "email", recipient(self.email).address)
+        object.__setattr__(self, "name", display_name(self.name))
         if (
             isinstance(self.total_leads, bool)
             or not isinstance(self.total_leads, int)
@@ -156,8 +196,8 @@ class CreditPurchaseEmail:
     new_balance: Decimal
 
     def __post_init__(self) -> None:
-        _check_email(self.email)
-        object.__setattr__(self, "name", (self.name or "").strip() or DEFAULT_NAME)
+        object.__setattr__(self, "email", recipient(self.email).address)
+        object.__setattr__(self, "name", display_name(self.name))
         _money(self.credits_amount, "credits_amount")
         _money(self.total_price, "total_price")
         _money(self.new_balance, "new_balance")
@@ -349,6 +389,7 @@ def request_cancel(conn: psycopg.Connection, job_id: int) -> EmailJobStatus | No
 
 __all__ = [
     "CreditPurchaseEmail",
+    "Recipient",
     "DeadLetter",
     "EmailJob",
     "EmailJobStatus",
@@ -359,6 +400,8 @@ __all__ = [
     "queue_credit_purchase_email",
     "queue_purchase_confirmation_email",
     "queue_status",
+    "recipient",
+    "display_name",
     "request_cancel",
     "require_outbox",
     "retry_dead",

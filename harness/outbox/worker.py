@@ -3,8 +3,9 @@
 Delivery is at-least-once. A worker claims a batch of due jobs with
 ``FOR UPDATE SKIP LOCKED`` (so workers never wait on, or take, each other's jobs) and
 holds them under a lease it renews while it lives; a job whose worker died is taken
-over once the lease expires. Each email carries ``Message-ID: <email-job-{id}@harness>``,
-so a redelivery after a crash is recognisably the same message. A failed attempt is
+over once the lease expires. Each email carries ``Message-ID: <{message_uuid}@harness>``
+(a UUID drawn when the job was queued), so a redelivery after a crash is recognisably the
+same message, and no two jobs of any database share one. A failed attempt is
 retried after an exponential backoff; after the last attempt (or a permanent 5xx
 refusal) the job is dead-lettered with its error. On SIGTERM the worker finishes the
 send under way, returns the jobs it claimed but never began, and exits.
@@ -30,7 +31,15 @@ from psycopg.rows import dict_row, tuple_row
 from harness import env
 from harness.db import connect, query
 from harness.errors import ConnectionFailed, UsageError
-from harness.outbox.mailer import Mailer, SmtpSettings, describe_error, is_permanent, render
+from harness.outbox.mailer import (
+    Mailer,
+    SmtpSettings,
+    describe_error,
+    is_permanent,
+    message_id_for,
+    recipient_of,
+    render,
+)
 from harness.outbox.queue import require_outbox
 
 log = logging.getLogger("harness.outbox.worker")
@@ -342,17 +351,18 @@ class Worker:
             msg = render(
                 job["kind"],
                 job["payload"],
-                message_id=job["message_id"],
+                message_id=message_id_for(job),
                 date=job["created_at"],
                 sender=self.smtp.sender,
             )
+            to = recipient_of(job["kind"], job["payload"])
         except (KeyError, ValueError, TypeError) as exc:
             self._failed(
                 conn, fence, f"cannot render the email: {describe_error(exc)}", permanent=True
             )
             return
         try:
-            mailer.send(msg)
+            mailer.send(msg, to)
         except Exception as exc:  # every failure is recorded on the job, none is lost
             self._failed(conn, fence, describe_error(exc), permanent=is_permanent(exc))
             return
@@ -364,7 +374,7 @@ class Worker:
                     self.name,
                     job["id"],
                     attempt,
-                    job["message_id"],
+                    message_id_for(job),
                 )
             else:
                 # Delivered, but another worker took the job over: it will send it again

@@ -99,7 +99,10 @@ SET status = 'sending',
     locked_until = now() + make_interval(secs => %(lease)s)
 FROM next
 WHERE j.id = next.id
-RETURNING j.id, j.kind, j.payload, j.message_id, j.created_at;
+-- message_uuid (0005) read through the row's JSON, so the worker still runs on a database
+-- rolled back below 0005 (its jobs keep their old Message-ID).
+RETURNING j.id, j.kind, j.payload, j.message_id,
+          (to_jsonb(j) ->> 'message_uuid')::uuid AS message_uuid, j.created_at;
 
 -- name: begin_attempt
 -- Counts the attempt just before the send; no row when the lease was lost or a cancel

@@ -65,6 +65,25 @@ ORDER BY l.id;
 -- name: add_credits
 SELECT add_credits(%(workspace_id)s, %(amount)s, %(package)s);
 
+-- name: add_credits_reference
+-- The payment provider's reference makes a retried top-up credit once (migration 0005).
+SELECT add_credits(%(workspace_id)s, %(amount)s, %(package)s, %(reference)s::text);
+
+-- name: workspace_exists
+SELECT EXISTS (SELECT FROM workspaces WHERE id = %(workspace_id)s);
+
+-- name: lock_payment_reference
+-- Held until the top-up's transaction ends: a retried webhook waits for the first and
+-- then sees its ledger entry, so it neither credits nor emails a second time.
+SELECT pg_catalog.pg_advisory_xact_lock(
+  pg_catalog.hashtextextended('topup/' || %(workspace_id)s::text || '/' || %(reference)s::text, 0::bigint));
+
+-- name: payment_reference_seen
+SELECT EXISTS (
+  SELECT FROM credit_payment_references
+  WHERE workspace_id = %(workspace_id)s AND payment_reference = %(reference)s::text
+);
+
 -- name: load_leads
 SELECT l.id, l.partner_id, l.marketplace_price, l.intent_score_calculated,
        l.freshness_score, l.for_sale, l.max_sales, l.sold_count, l.created_at,

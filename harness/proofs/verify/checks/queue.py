@@ -1,18 +1,25 @@
 """queue.*: the email outbox. A job exists if and only if the purchase that queued it
-committed; delivery retries, then dead-letters, against a real SMTP server on loopback."""
+committed; delivery retries, then dead-letters, against a real SMTP server on loopback;
+every message reaches exactly the one mailbox it is meant for, or its purchase is refused
+before it commits."""
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import logging
 import socket
 import threading
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
 
 import psycopg
 from aiosmtpd.controller import Controller
+from psycopg.types.json import Jsonb
 
 from harness import db
 from harness.outbox import queue, worker
@@ -222,4 +229,213 @@ def retry_dead_letter(ctx) -> str:
         f"ok sent at attempt 1, flaky sent at attempt 2, dead dead after {attempts} "
         f"refusals (last error {jobs[ids['dead']][5][:60]!r}); drain: sent {stats.sent}, "
         f"retried {stats.retried}, dead {stats.dead}"
+    )
+
+
+# -- recipients ----------------------------------------------------------------------------
+
+# (label, address, display name): what a buyer may have typed into a profile page ({}:
+# the flow, so that every buyer's address is its own).
+RECIPIENTS = (
+    ("several addresses", "victim-{}@example.com, evil@attacker.example", "Victim"),
+    ("several addresses, no space", "victim-{}@example.com;evil@attacker.example", "Victim"),
+    ("a display name in the address", "Victim <victim-{}@example.com>", "Victim"),
+    ("CR/LF in the address", "victim-{}@example.com\r\nBcc: evil@attacker.example", "Victim"),
+    ("CR/LF in the name", "crlf-{}@example.com", "Eve\r\nBcc: evil@attacker.example"),
+    ("a comma in the name", "comma-{}@example.com", "Doe, John <evil@attacker.example>"),
+    ("a Unicode local part", "pépé-{}@example.com", "Pépé"),
+    ("a Unicode domain", "bob-{}@exämple.com", "Bob"),
+)
+FORBIDDEN = "attacker.example"
+
+
+class _Recorder:
+    """An aiosmtpd handler that keeps every envelope and the To header it came with."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[tuple[str, ...], list[str]]] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        text = envelope.content.decode("utf-8", errors="replace")
+        msg = email.message_from_string(text, policy=email.policy.default)
+        to = [a.addr_spec for a in getattr(msg["To"], "addresses", ())]
+        with self.lock:
+            self.messages.append((tuple(envelope.rcpt_tos), to))
+        return "250 OK"
+
+
+@contextmanager
+def _smtp_server(smtputf8: bool):
+    handler = _Recorder()
+    port = _free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        loop=asyncio.new_event_loop(),
+        enable_SMTPUTF8=smtputf8,
+    )
+    controller.start()
+    try:
+        yield handler, f"smtp://127.0.0.1:{port}"
+    finally:
+        controller.stop()
+
+
+def _intended(address: str, smtputf8: bool) -> set[str]:
+    """The mailboxes a message for ``address`` may go to: the address itself, and its
+    IDNA form where the server cannot take Unicode."""
+    r = queue.recipient(address)
+    out = {r.address}
+    if not smtputf8 and r.ascii:
+        out.add(r.ascii)
+    return out
+
+
+def _recipients_run(ctx, smtputf8: bool) -> tuple[list[str], Counter]:
+    """Buy through every flow as every kind of buyer, write forged jobs too, deliver
+    them all to a loopback server; what went wrong."""
+    from harness.errors import HarnessError
+    from harness.money import service
+
+    dsn = ctx.new_database(audit=False)
+    problems: list[str] = []
+    tally: Counter = Counter()
+    flows = ["legacy"]
+    with ctx.connect(dsn) as conn:
+        if db.scalar(conn, q("queue", "has-atomic")):
+            flows = ["atomic", "stepwise", "legacy"]
+        world = World(conn)
+        buyers = []
+        for label, template, name in RECIPIENTS:
+            for flow in flows:
+                address = template.format(flow)
+                ws, _ = world.workspace(balance="10.00")
+                user = db.scalar(
+                    conn,
+                    q("queue", "insert-buyer"),
+                    {"email": address, "name": name, "workspace_id": ws},
+                )
+                buyers.append((label, address, flow, ws, user, world.leads(1, "1.00")[0]))
+        forged = {
+            db.scalar(
+                conn,
+                q("queue", "enqueue-raw"),
+                {"payload": Jsonb(_credit_payload(template.format("forged"), name))},
+            ): (label, template.format("forged"))
+            for label, template, name in RECIPIENTS
+        }
+    committed: dict[uuid.UUID, tuple[str, str, str]] = {}
+    pool = db.pool(dsn, min_size=1, max_size=2)
+    counter = ctx.connect(dsn)
+    try:
+        for label, address, flow, ws, user, lead in buyers:
+            before = db.scalar(counter, q("queue", "count-purchases"), {"workspace_id": ws})
+            svc = service.PurchaseService(pool, flow=flow)
+            try:
+                result = svc.purchase(service.PurchaseRequest(ws, user, (lead,), f"k-{flow}"))
+                committed[result.purchase_id] = (label, address, flow)
+                tally[f"{flow}:bought"] += 1
+            except HarnessError as exc:
+                code = getattr(exc, "code", type(exc).__name__)
+                tally[f"{flow}:{code}"] += 1
+                after = db.scalar(counter, q("queue", "count-purchases"), {"workspace_id": ws})
+                if after != before:
+                    problems.append(f"{flow}, {label}: refused ({code}) after a purchase row")
+            except Exception as exc:  # a raw error out of the service is a finding too
+                problems.append(f"{flow}, {label}: {type(exc).__name__} out of the service")
+    finally:
+        counter.close()
+        pool.close()
+    quiet = logging.NullHandler()
+    worker_log = logging.getLogger("harness.outbox.worker")
+    worker_log.addHandler(quiet)
+    propagate, worker_log.propagate = worker_log.propagate, False
+    try:
+        with _smtp_server(smtputf8) as (handler, url):
+            worker.drain(dsn, url, retry_attempts=2, retry_backoff_ms=10)
+    finally:
+        worker_log.propagate = propagate
+        worker_log.removeHandler(quiet)
+    server = "SMTPUTF8" if smtputf8 else "no SMTPUTF8"
+    for rcpts, to in handler.messages:
+        if len(rcpts) != 1:
+            problems.append(f"{server}: one message went to {len(rcpts)} RCPTs: {list(rcpts)}")
+        if len(to) != 1 or tuple(to) != rcpts:
+            problems.append(f"{server}: RCPT {list(rcpts)} under To {to}")
+        if any(FORBIDDEN in r for r in rcpts + tuple(to)):
+            problems.append(f"{server}: a message reached {FORBIDDEN}")
+    delivered = Counter(r for rcpts, _ in handler.messages for r in rcpts)
+    with ctx.connect(dsn) as conn:
+        jobs = conn.execute(q("queue", "job-outcomes")).fetchall()
+    for job_id, status, error, _address, purchase_id in jobs:
+        if purchase_id in committed:
+            label, original, flow = committed[purchase_id]
+            intended = _intended(original, smtputf8)
+            if status == "sent":
+                if not any(delivered[m] for m in intended):
+                    problems.append(f"{server}, {flow}, {label}: sent, but not to {original}")
+                continue
+            needs = queue.recipient(original).needs_smtputf8
+            if status == "dead" and needs and not smtputf8 and "smtputf8" in (error or ""):
+                tally["dead:explained"] += 1
+                continue
+            problems.append(
+                f"{server}, {flow}, {label}: committed, then {status} ({(error or '')[:80]})"
+            )
+        elif job_id in forged:
+            label, original = forged[job_id]
+            if status == "sent" and not any(
+                delivered[m] for m in _intended_or_empty(original, smtputf8)
+            ):
+                problems.append(f"{server}: forged job ({label}) sent elsewhere than {original}")
+            if status == "dead" and not error:
+                problems.append(f"{server}: forged job ({label}) dead without a reason")
+    tally["messages"] += len(handler.messages)
+    return problems, tally
+
+
+def _intended_or_empty(address: str, smtputf8: bool) -> set[str]:
+    try:
+        return _intended(address, smtputf8)
+    except ValueError:
+        return set()
+
+
+def _credit_payload(address: str, name: str) -> dict:
+    return {
+        "email": address,
+        "name": name,
+        "credits_amount": "1.00",
+        "total_price": "1.00",
+        "package_name": "starter",
+        "new_balance": "1.00",
+    }
+
+
+@check("queue.recipients")
+def recipients(ctx) -> str:
+    """Buyers whose address is several addresses, has a display name or CR/LF in it,
+    whose name has CR/LF or a comma, or whose address is internationalized, buy through
+    every flow, and jobs with those addresses are also written straight into the outbox;
+    the worker delivers to a real SMTP server on loopback, once with SMTPUTF8 and once
+    without. Every message has exactly one RCPT, the intended mailbox (its IDNA form
+    without SMTPUTF8), and one To address, the same; nothing reaches the attacker; a
+    purchase is either refused before it commits (a stable code, no purchase row) or its
+    email is sent, dead-lettered only with its reason when the server cannot take a
+    Unicode local part."""
+    problems: list[str] = []
+    tallies: Counter = Counter()
+    # The two servers' runs are independent (each its own database): run them at once.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="recipients") as pool:
+        for found, tally in pool.map(lambda utf8: _recipients_run(ctx, utf8), (True, False)):
+            problems += found
+            tallies.update(tally)
+    if problems:
+        raise CheckFailed(f"{len(problems)} problems: " + "; ".join(problems[:10]))
+    return (
+        f"{len(RECIPIENTS)} kinds of recipient through every flow and as forged jobs, "
+        f"delivered with and without SMTPUTF8: {tallies['messages']} messages, each to one "
+        f"RCPT, the intended one; outcomes {dict(sorted(tallies.items()))}"
     )
