@@ -23,7 +23,7 @@ from harness.drivers.serve import contract, tokens
 from harness.drivers.serve.app import AppConfig
 from harness.drivers.serve.limits import Limits
 from harness.drivers.serve.server import ServeProcess, running
-from harness.errors import DOMAIN_ERRORS
+from harness.errors import DOMAIN_ERRORS, SERVICE_ERRORS
 from harness.testing import World, max_overlap, release_together, snapshot
 
 SECRET = "s" * 40
@@ -288,8 +288,10 @@ def test_the_openapi_document_names_every_route_status_and_error_code(serve):
     assert sorted(codes) == sorted(contract.ERRORS)
 
 
-def test_every_refusal_of_the_purchase_service_has_its_own_status():
+def test_every_refusal_and_failure_of_the_purchase_service_has_its_own_status():
     assert sorted(set(DOMAIN_ERRORS) - set(contract.ERRORS)) == []
+    assert sorted(set(SERVICE_ERRORS) - set(contract.ERRORS)) == []
+    assert all(contract.ERRORS[c].status >= 500 for c in SERVICE_ERRORS)
 
 
 def test_docs_serve_carries_the_error_table():

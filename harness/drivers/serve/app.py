@@ -49,7 +49,7 @@ from harness import __version__, db
 from harness.config import MARKETPLACE_CONFIG
 from harness.drivers.serve import contract, tokens
 from harness.drivers.serve.limits import Limiter, Limits
-from harness.errors import DomainError, HarnessError, UsageError
+from harness.errors import DomainError, HarnessError, ServiceError, UsageError
 from harness.money.repository import PurchaseStatus, Repository
 from harness.money.service import PurchaseRequest, PurchaseService
 from harness.outbox import queue
@@ -219,6 +219,13 @@ def refusal_of(exc: DomainError) -> Refusal:
         lead_ids=[str(i) for i in exc.lead_ids] or None,
         **money_fields,
     )
+
+
+def failure_of(exc: ServiceError) -> Refusal:
+    """The answer to a purchase the service could not do: its code's 5xx, the cause in
+    the log (never in the answer)."""
+    log.error("%s: %s", exc.code, exc)
+    return Refusal(exc.code if exc.code in contract.ERRORS else "internal_error")
 
 
 def _documented(*codes: str, headers: dict[str, Any] | None = None) -> dict[int | str, Any]:
@@ -391,6 +398,11 @@ def create_app(config: AppConfig) -> FastAPI:
             "insufficient_credits",
             "no_credits_account",
             "leads_not_found",
+            "unknown_workspace",
+            "invalid_idempotency_key",
+            "database_unavailable",
+            "database_error",
+            "purchase_interrupted",
             "duplicate_purchase",
             "leads_no_longer_available",
             "purchase_in_progress",
@@ -437,6 +449,8 @@ def create_app(config: AppConfig) -> FastAPI:
             result = st.service.purchase(req)
         except DomainError as exc:
             raise refusal_of(exc) from None
+        except ServiceError as exc:
+            raise failure_of(exc) from None
         except UsageError as exc:
             raise Refusal("invalid_request", detail=[exc.message]) from None
         bought = st.repo.get_purchase(result.purchase_id)
@@ -516,7 +530,11 @@ def create_app(config: AppConfig) -> FastAPI:
         summary="Add credits to the token's workspace, once per payment reference",
         operation_id="topup",
         responses=_documented(
-            *AUTH_CODES, "invalid_amount", "payment_reference_mismatch", "rate_limited"
+            *AUTH_CODES,
+            "invalid_amount",
+            "payment_reference_mismatch",
+            "database_error",
+            "rate_limited",
         ),
     )
     def topup(body: TopUpIn, who: Who, st: St) -> Any:

@@ -75,8 +75,13 @@ ERRORS: dict[str, ErrorSpec] = {
             "invalid_request",
             422,
             "the body, a header or a path parameter does not match the schema",
-            "The request is not valid. Please check the fields and try again.",
         ),
+        _spec(
+            "invalid_idempotency_key",
+            422,
+            "the Idempotency-Key is empty, too long or not printable ASCII",
+        ),
+        _spec("invalid_email", 422, "an email address the service refuses"),
         _spec("no_leads_selected", 422, "lead_ids is empty"),
         _spec("duplicate_leads", 422, "lead_ids names a lead twice"),
         _spec("invalid_amount", 422, "a price or top-up amount is not a positive amount"),
@@ -90,6 +95,7 @@ ERRORS: dict[str, ErrorSpec] = {
         _spec("insufficient_credits", 402, "the balance is below the price of the leads"),
         _spec("no_credits_account", 402, "the workspace has never had credits"),
         _spec("leads_not_found", 404, "some lead_ids name no lead"),
+        _spec("unknown_workspace", 404, "the token's workspace does not exist"),
         _spec(
             "purchase_not_found",
             404,
@@ -152,6 +158,21 @@ ERRORS: dict[str, ErrorSpec] = {
             "Too many requests. Please wait a moment and try again.",
         ),
         _spec(
+            "database_unavailable",
+            503,
+            "the purchase service could not reach its database, or it timed out",
+        ),
+        _spec(
+            "database_error",
+            500,
+            "the database answered a purchase or top-up with an error",
+        ),
+        _spec(
+            "purchase_interrupted",
+            500,
+            "a stepwise purchase was settled by someone else (reconcile) while it ran",
+        ),
+        _spec(
             "service_unavailable",
             503,
             "GET /healthz when the database does not answer",
@@ -160,8 +181,7 @@ ERRORS: dict[str, ErrorSpec] = {
         _spec(
             "internal_error",
             500,
-            "anything the route did not expect (a bug, a lost database connection)",
-            "Something went wrong on our side. Please try again in a moment.",
+            "anything the route or the service did not expect (a bug)",
         ),
     )
 }
