@@ -18,9 +18,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
+
 from harness import values
 from harness.config import EMAIL_CONFIG, MARKETPLACE_CONFIG
 from harness.errors import UsageError
+
+# No value of any variable or option is longer, or holds a control character or bytes
+# that are not text: such a value is a mistake (a pasted file, a binary), refused before
+# its own parser sees it.
+MAX_VALUE_LENGTH = 4096
+
+
+def plausible(text: str) -> str:
+    """``text`` unless it is longer than :data:`MAX_VALUE_LENGTH` or holds a character
+    that is not printable (control characters, undecodable bytes); ValueError if so."""
+    if len(text) > MAX_VALUE_LENGTH:
+        raise ValueError(f"longer than {MAX_VALUE_LENGTH:,} characters ({len(text):,})")
+    odd = next((c for c in text if not c.isprintable()), None)
+    if odd is not None:
+        raise ValueError(f"holds a character that is not printable text ({odd!r})")
+    return text
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,8 @@ class Variable:
     # whose secret is missing must not fall back to anything).
     blank: str = "unset"
     group: str = "general"
+    # A secret (a DSN, an SMTP URL): its value is never shown in a message.
+    secret: bool = False
 
     def read(self, environ: Mapping[str, str] | None = None) -> Any:
         """The variable's value (its default when unset); UsageError when bad."""
@@ -46,10 +67,12 @@ class Variable:
                 raise UsageError(f"{self.name} is set but empty: unset it, or give a value")
             return self.default
         try:
-            return self.parse(raw)
-        except (ValueError, TypeError) as exc:
-            shown = raw if len(raw) <= 60 else raw[:57] + "..."
+            return self.parse(plausible(raw))
+        except (ValueError, TypeError, OverflowError) as exc:
             reason = " ".join(str(exc).split()) or "not a valid value"
+            if self.secret:
+                raise UsageError(f"{self.name} (value not shown): {reason}") from None
+            shown = raw if len(raw) <= 60 else raw[:57] + "..."
             raise UsageError(f"{self.name}={shown!r}: {reason}") from None
 
 
@@ -64,10 +87,11 @@ def declare(
     *,
     blank: str = "unset",
     group: str = "general",
+    secret: bool = False,
 ) -> Variable:
     if not re.fullmatch(r"HARNESS_[A-Z0-9_]+", name) or name in VARIABLES:
         raise ValueError(f"bad or repeated variable name {name!r}")
-    var = Variable(name, parse, help, default, blank, group)
+    var = Variable(name, parse, help, default, blank, group, secret)
     VARIABLES[name] = var
     return var
 
@@ -87,9 +111,16 @@ def given(name: str, environ: Mapping[str, str] | None = None) -> bool:
 
 
 def dsn(text: str) -> str:
-    """A connection string: refused when blank (never a silent fallback)."""
+    """A connection string (URL or key=value), as libpq parses it: refused when blank
+    (never a silent fallback) or malformed. The reason never quotes the text, which may
+    hold a password."""
     if not text.strip():
         raise ValueError("an empty DSN: give a connection string, or leave the option out")
+    try:
+        conninfo_to_dict(text)
+    except ProgrammingError as exc:
+        reason = re.sub(r'"[^"]*"', '"***"', " ".join(str(exc).split()))
+        raise ValueError(f"not a valid DSN: {reason}") from None
     return text
 
 
@@ -111,16 +142,23 @@ def directories(text: str) -> tuple[str, ...]:
 def output_path(text: str) -> str:
     """Where a report will be written: ``-`` (standard output) or a file whose directory
     exists or can be made and is writable. Checked before any work starts, so a bad path
-    costs nothing."""
+    costs nothing: when the directory exists the file is opened for appending (and
+    removed again if that created it), which is the only test that holds for root and on
+    read-only or special file systems."""
     if text == "-":
         return text
+    text = plausible(text)
     if not text.strip():
         raise ValueError("an empty path")
-    path = Path(text).expanduser()
+    try:
+        return _writable(Path(text).expanduser(), text)
+    except OSError as exc:
+        raise ValueError(f"{text}: {exc.strerror or exc}") from None
+
+
+def _writable(path: Path, text: str) -> str:
     if path.is_dir():
         raise ValueError(f"{text} is a directory, not a file")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ValueError(f"{text} is not writable")
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
@@ -128,6 +166,15 @@ def output_path(text: str) -> str:
         raise ValueError(f"{text}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{text}: cannot write in {parent}")
+    if parent == path.parent:
+        existed = path.exists()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise ValueError(f"cannot write {text}: {exc.strerror or exc}") from None
+        os.close(fd)
+        if not existed:
+            path.unlink()
     return str(path)
 
 
@@ -153,7 +200,12 @@ def url(text: str) -> str:
 
 
 def input_path(text: str) -> str:
-    if not Path(text).expanduser().is_file():
+    text = plausible(text)
+    try:
+        found = Path(text).expanduser().is_file()
+    except OSError as exc:
+        raise ValueError(f"{text}: {exc.strerror or exc}") from None
+    if not found:
         raise ValueError(f"no such file: {text}")
     return str(Path(text).expanduser())
 
@@ -168,6 +220,7 @@ declare(
     "postgresql://user:pw@host/db; set but empty is an error",
     blank="error",
     group=D,
+    secret=True,
 )
 declare(
     "HARNESS_POSTGRES",
@@ -187,7 +240,9 @@ declare(
     "where `harness db start` keeps its state file (default $XDG_RUNTIME_DIR or the temp dir)",
     group=D,
 )
-declare("HARNESS_TEST_DSN", dsn, "the test suite's server (pytest --test-dsn)", group=D)
+declare(
+    "HARNESS_TEST_DSN", dsn, "the test suite's server (pytest --test-dsn)", group=D, secret=True
+)
 
 M = "purchases"
 declare(
@@ -218,6 +273,7 @@ declare(
     values.text,
     "smtp://[user:password@]host[:port][?starttls=1&timeout=S]",
     group=E,
+    secret=True,
 )
 declare("HARNESS_EMAIL_FROM", values.text, "the sender of every email", group=E)
 declare(
@@ -386,6 +442,7 @@ declare(
     "the HS256 secret bearer tokens are signed with (at least 32 bytes); set but empty is an error",
     blank="error",
     group=S,
+    secret=True,
 )
 declare(
     "HARNESS_SERVE_HOST",
@@ -501,6 +558,16 @@ declare(
 )
 
 
+T = "tests"
+declare(
+    "HARNESS_FUZZ_EXAMPLES",
+    values.whole(1, 1_000_000),
+    "examples per command in the command-line fuzz test (tests/test_cli_fuzz.py)",
+    25,
+    group=T,
+)
+
+
 def table() -> str:
     """The Markdown table of every variable (docs/cli.md carries it)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
@@ -514,11 +581,13 @@ def table() -> str:
 
 
 __all__ = [
+    "MAX_VALUE_LENGTH",
     "VARIABLES",
     "Variable",
     "declare",
     "given",
     "output_path",
+    "plausible",
     "read",
     "secret",
     "table",

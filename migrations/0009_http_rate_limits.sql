@@ -1,4 +1,4 @@
--- depends: 0005_harden_money_functions
+-- depends: 0008_repair_after_reapply
 -- Rate limits of the HTTP purchase route (`harness serve`): the source design's
 -- RATE_LIMIT_PURCHASE and RATE_LIMIT_CREDITS, requests per user per minute. Counted in
 -- the database, not in a server's memory, so every worker of every server process

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +25,24 @@ def tables(dsn):
         )
 
 
+# The line a writing command prints first: which server and database it touches.
+ANNOUNCED = re.compile(r"^[\w -]+(\([^)]*\))?: database \S+ on (socket|host) ")
+
+
 def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [
+        line for line in capsys.readouterr().err.strip().splitlines() if not ANNOUNCED.match(line)
+    ]
     assert len(err) == 1, err
     return err[0]
+
+
+def run(argv: list[str]) -> int:
+    """cli(argv)'s exit status, usage errors (SystemExit from the parser) included."""
+    try:
+        return cli(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
 
 
 def test_migrate_status_rollback_round_trip(empty_db, capsys):
@@ -62,7 +77,7 @@ def test_usage_and_connection_errors_exit_2_with_one_line(empty_db, capsys, argv
     if "--dsn" not in argv:
         argv = [*argv, "--dsn", empty_db]
     before = tables(empty_db)
-    assert cli(["migrate", *argv]) == 2
+    assert run(["migrate", *argv]) == 2
     assert fragment in one_error_line(capsys)
     assert tables(empty_db) == before
 
@@ -105,6 +120,7 @@ def test_stale_yoyo_lock_is_reported_with_the_command_that_breaks_it(empty_db, c
     assert cli(["rollback", "--dsn", empty_db]) == 2
     line = one_error_line(capsys)
     assert "stale yoyo lock" in line and "harness break-lock" in line
+    assert "password=***" in line
     assert cli(["status", "--dsn", empty_db, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pending"] == 0  # nothing was rolled back
     assert cli(["break-lock", "--dsn", empty_db]) == 0
@@ -135,7 +151,8 @@ def test_db_start_keeps_a_server_that_later_commands_use_until_db_stop(tmp_path)
         assert harness("migrate").returncode == 0
         status = harness("status", "--json")
         report = json.loads(status.stdout)
-        assert report["pending"] == 0 and report["dsn"] == dsn
+        assert report["pending"] == 0 and report["dsn"] == database.redact(dsn)
+        assert "password=***" in report["dsn"]
         assert database.server_version(dsn)
     finally:
         stopped = harness("db", "stop")
@@ -215,6 +232,7 @@ def test_every_command_builds_its_typed_settings_from_its_options():
         "schema diff": ["a", "b"],
         "leads import": ["x.csv", "--partner", "p"],
         "queue cancel": ["1"],
+        "partners add": ["acme", "--base-rate", "0.3"],
         "scenario run": ["f.toml"],
         "scenario check": ["f.toml"],
     }

@@ -13,17 +13,20 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from harness import env
+from harness import db, env
 from harness.db import servers
+from harness.db.connections import scrub
 from harness.errors import UsageError
 
 PROG = "harness"
 ENV_ATTR = "harness_env"
+FLAG_ACTIONS = ("store_true", "store_false", "count", "help", "version")
 S = TypeVar("S")
 
 
@@ -33,8 +36,29 @@ def say(*parts: object) -> None:
 
 
 def note(*parts: object) -> None:
-    """Progress and diagnostics, on stderr, so stdout stays machine-readable."""
-    print(*parts, file=sys.stderr, flush=True)
+    """Progress and diagnostics, on stderr, so stdout stays machine-readable; any known
+    password is masked."""
+    print(scrub(" ".join(str(p) for p in parts)), file=sys.stderr, flush=True)
+
+
+class ScrubSecrets(logging.Filter):
+    """A log filter that masks every known password in a record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (``harness migrate: error: ... (see
+    harness migrate --help)``), like every other error of the harness."""
+
+    def error(self, message: str) -> NoReturn:
+        line = scrub(" ".join(message.split()))
+        self.exit(2, f"{self.prog}: error: {line} (see {self.prog} --help)\n")
 
 
 # -- options ----------------------------------------------------------------------------------
@@ -45,8 +69,8 @@ def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
     def convert(text: str) -> Any:
         try:
-            return parse(text)
-        except (ValueError, TypeError) as exc:
+            return parse(env.plausible(text))
+        except (ValueError, TypeError, OverflowError) as exc:
             raise argparse.ArgumentTypeError(" ".join(str(exc).split())) from None
 
     convert.__name__ = getattr(parse, "__name__", "value")
@@ -70,6 +94,10 @@ def add(
         kwargs["help"] = f"{kwargs.get('help', var.help)} (env {env_var})"
         if fallback is None:
             fallback = var.default
+    if "type" not in kwargs and kwargs.get("action") not in FLAG_ACTIONS:
+        # Even free text (a partner's name, a DSN argument) is refused when it is huge or
+        # holds characters that are not text, before it reaches a query or a path.
+        kwargs["type"] = _argparse_type(env.plausible)
     action = parser.add_argument(*flags, default=None if env_var else fallback, **kwargs)
     if env_var is not None:
         setattr(action, ENV_ATTR, (env_var, fallback))
@@ -156,10 +184,14 @@ def database_options(parser: argparse.ArgumentParser) -> None:
 
 def target_from(args: argparse.Namespace) -> Target:
     """The target the options name. An option on the command line wins over both
-    variables; with neither option given, HARNESS_DSN wins over HARNESS_POSTGRES."""
+    variables; with neither option given, HARNESS_DSN wins over HARNESS_POSTGRES.
+
+    HARNESS_DSN set but empty is an error whatever the options say: the secret a
+    pipeline meant to pass is missing, and nothing must run against anything else."""
     dsn, postgres = getattr(args, "dsn", None), getattr(args, "postgres", None)
+    from_env = env.read("HARNESS_DSN")
     if dsn is None and postgres is None:
-        dsn = env.read("HARNESS_DSN")
+        dsn = from_env
         if dsn is None:
             postgres = env.read("HARNESS_POSTGRES")
     migrations = getattr(args, "migrations", None) or env.read("HARNESS_MIGRATIONS")
@@ -167,28 +199,76 @@ def target_from(args: argparse.Namespace) -> Target:
 
 
 def read_state() -> dict[str, Any] | None:
-    """What ``harness db start`` recorded, if a server it started is still running."""
+    """What ``harness db start`` recorded, if anything (the server may have died since:
+    :func:`harness.db.servers.detached_alive` says)."""
     path = servers.state_file()
-    if not path.exists():
-        return None
     try:
         state = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # none recorded, or not one we can read
         return None
     return state if isinstance(state, dict) and "dsn" in state else None
 
 
 @contextlib.contextmanager
-def database(target: Target) -> Iterator[servers.Server]:
+def database(target: Target, *, writes: str | None = None) -> Iterator[servers.Server]:
     """The server a command runs against: --dsn, --postgres, a server left running by
-    ``harness db start``, or a throwaway embedded one (stopped and deleted afterwards)."""
+    ``harness db start``, or a throwaway embedded one (stopped and deleted afterwards).
+
+    ``writes``: the command changes the database (``"migrate"``...): say on stderr which
+    server and database it is about to touch, before it does."""
     if not target.dsn and not target.postgres:
         state = read_state()
         if state:
-            yield servers.Server(dsn=state["dsn"], provider=f"{state['provider']} (db start)")
+            dead = servers.detached_alive(state)
+            if dead is not None:
+                raise UsageError(
+                    f"the server `harness db start` left running is gone ({dead}); "
+                    "run `harness db start` again, or give --dsn"
+                )
+            srv = servers.Server(dsn=state["dsn"], provider=f"{state['provider']} (db start)")
+            if writes:
+                announce(srv, writes)
+            yield srv
             return
     with servers.server(dsn=target.dsn, postgres=target.postgres) as srv:
+        if writes:
+            announce(srv, writes)
         yield srv
+
+
+def describe_target(dsn: str) -> str:
+    """``database app on host db.example port 5432 (PostgreSQL 15.8) as app``: where a
+    DSN really leads, from the connection itself (defaults and PG* variables included)."""
+    with db.connect(dsn) as conn:
+        info = conn.info
+        version = db.scalar(conn, "SHOW server_version")
+        host = info.host
+        where = f"socket {host}" if host.startswith("/") else f"host {host}"
+        return (
+            f"database {info.dbname} on {where} port {info.port} "
+            f"(PostgreSQL {version}) as {info.user}"
+        )
+
+
+def announce(srv: servers.Server, verb: str) -> None:
+    """One line on stderr naming what a writing command is about to touch."""
+    kind = "" if srv.provider == "dsn" else f", {srv.provider} server"
+    note(f"{verb}: {describe_target(srv.dsn)}{kind}")
+
+
+def require_migrated(dsn: str, dirs: list[str] | None) -> None:
+    """UsageError (exit 2) unless every migration of the set is applied to ``dsn``:
+    commands that work on business tables say so instead of failing on a missing table."""
+    from harness.db.migrations import pending_migrations
+
+    pending = pending_migrations(dsn, dirs)
+    if pending:
+        more = f" and {len(pending) - 3} more" if len(pending) > 3 else ""
+        shown = ", ".join(pending[:3]) + more
+        raise UsageError(
+            f"database {db.dbname_of(dsn)} is not migrated ({len(pending)} migration(s) "
+            f"pending: {shown}): run harness migrate first"
+        )
 
 
 # -- commands and their settings --------------------------------------------------------------
@@ -235,14 +315,27 @@ def group(subparsers: Any, name: str, dest: str, **kwargs: Any) -> Any:
 
 
 def write_text(path: str, text: str) -> None:
-    """Write a report (``-``: stdout)."""
+    """Write a report (``-``: stdout), any known password masked. The path was checked
+    before the run (:func:`harness.env.output_path`); if it still cannot be written, one
+    line and exit 2."""
+    text = scrub(text)
     if path == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
         return
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    with report_errors(path):
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def report_errors(path: str) -> Iterator[None]:
+    """An OSError writing the report at ``path`` becomes one line, exit 2."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,13 +346,19 @@ class NoSettings:
 __all__ = [
     "PROG",
     "NoSettings",
+    "Parser",
+    "ScrubSecrets",
     "Target",
     "add",
+    "announce",
     "command",
     "database",
+    "describe_target",
     "group",
     "note",
     "read_state",
+    "report_errors",
+    "require_migrated",
     "resolve",
     "say",
     "settings",

@@ -10,7 +10,17 @@ from datetime import timedelta
 from typing import Any
 
 from harness import env
-from harness.cli.common import Target, add, command, database, note, say, write_text
+from harness.cli.common import (
+    Target,
+    add,
+    command,
+    database,
+    note,
+    report_errors,
+    require_migrated,
+    say,
+    write_text,
+)
 from harness.errors import UsageError
 from harness.proofs import gate
 from harness.proofs.watch import Thresholds, render, watch
@@ -95,6 +105,7 @@ def run_gate(s: GateSettings) -> int:
         raise UsageError("--target: HARNESS_JWT_SECRET must hold the application's secret")
     if opts.only:
         gate.check_items(opts.only)
+    env.read(gate.GATE_ENV)  # read by the gate inside; a bad value stops it here
 
     def progress(item: gate.Item) -> None:
         note(
@@ -102,12 +113,14 @@ def run_gate(s: GateSettings) -> int:
             f"({item.seconds:.1f} s)"
         )
 
-    with database(s) as srv:
+    writes = "gate --apply" if s.apply else "gate (scratch databases next to)"
+    with database(s, writes=writes) as srv:
         report = gate.run_gate(srv.dsn, srv.provider, opts, on_item=progress)
     if s.markdown:
         write_text(s.markdown, gate.markdown(report))
     if s.junit:
-        gate.write_junit(report, s.junit)
+        with report_errors(s.junit):
+            gate.write_junit(report, s.junit)
     if s.json:
         write_text(s.json, json.dumps(report.as_dict(), indent=2) + "\n")
     say(gate.table(report))
@@ -131,6 +144,7 @@ def run_watch(s: WatchSettings) -> int:
         max_mean_ms=s.max_mean_ms,
     )
     with database(s) as srv:
+        require_migrated(srv.dsn, s.migration_dirs)
         report = watch(srv.dsn, s.since, limits)
     data = report.as_dict()
     if s.baseline:

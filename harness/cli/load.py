@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import db, env
-from harness.cli.common import Target, add, command, database, note, say, write_text
+from harness.cli.common import Target, add, announce, command, database, note, say, write_text
 from harness.db.migrations import migrate
+from harness.db.servers import Server
 from harness.drivers import bench, load
 from harness.drivers.serve import tokens
 from harness.drivers.serve.server import ServeProcess
@@ -48,7 +49,19 @@ class BenchSettings(Target):
     keep: bool = False
 
 
+# Read by the locustfile in Locust's own processes: a bad value must stop the command
+# here, in one line, not in every Locust worker.
+LOCUSTFILE_VARIABLES = (
+    "HARNESS_LOAD_INVARIANTS",
+    "HARNESS_LOAD_LEADS_PER_PURCHASE",
+    "HARNESS_LOAD_THINK_MS",
+    "HARNESS_APP_URL",
+)
+
+
 def run_load(s: LoadSettings) -> int:
+    for name in LOCUSTFILE_VARIABLES:
+        env.read(name)
     if s.target or s.http:
         return run_http_load(s)
     ds = load.load_dataset(s.scenario)
@@ -72,7 +85,7 @@ def run_load(s: LoadSettings) -> int:
         keep_logs=bool(env.read("HARNESS_LOAD_KEEP_LOGS")),
     )
     with (
-        database(s) as srv,
+        database(s, writes="load (a scratch database next to)") as srv,
         db.scratch_database(srv.dsn, prefix="harness_load", keep=s.keep) as dsn,
     ):
         note(f"load: database {db.dbname_of(dsn)} on {srv.provider}; migrating, seeding {ds.name}")
@@ -117,7 +130,7 @@ def run_http_load(s: LoadSettings) -> int:
         secret = env.read("HARNESS_JWT_SECRET")
         if not secret:
             raise UsageError("--target: HARNESS_JWT_SECRET must hold the application's secret")
-        note(f"load: seeding {ds.name} as {run}* into {db.redact(s.dsn)}")
+        announce(Server(dsn=s.dsn, provider="dsn"), f"load --target (seeding {run}* into)")
         load.seed_http(s.dsn, ds, run)
         http = load.HttpRun(url=s.target, secret=str(secret), run=run)
         raw = load.run_load(s.dsn, opts, "the application's", per, note=note, http=http)
@@ -127,7 +140,7 @@ def run_http_load(s: LoadSettings) -> int:
     secret = tokens.new_secret()
     flow = str(env.read("HARNESS_PURCHASE_FLOW"))
     with (
-        database(s) as srv,
+        database(s, writes="load --http (a scratch database next to)") as srv,
         db.scratch_database(srv.dsn, prefix="harness_load", keep=s.keep) as dsn,
     ):
         note(f"load: database {db.dbname_of(dsn)} on {srv.provider}; migrating, seeding {ds.name}")
@@ -244,7 +257,7 @@ def _print_load(r: dict[str, Any]) -> None:
 
 def run_bench(s: BenchSettings) -> int:
     with (
-        database(s) as srv,
+        database(s, writes="bench (a scratch database next to)") as srv,
         db.scratch_database(srv.dsn, prefix="harness_bench", keep=s.keep) as dsn,
     ):
         note(f"bench: database {db.dbname_of(dsn)} on {srv.provider}")

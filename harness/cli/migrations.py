@@ -24,13 +24,16 @@ from harness.db import servers
 from harness.db.fingerprint import diff, digest, fingerprint_dsn, render
 from harness.db.lint import lint
 from harness.db.migrations import BREAK_LOCK_HINT, Migrator
-from harness.values import positive_int
+from harness.errors import MigrationError
+from harness.values import whole
 
 
 @dataclass(frozen=True)
 class RollbackSettings(Target):
     steps: int = 1
     all: bool = False
+    dry_run: bool = False
+    accept_data_loss: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class LintSettings(Target):
 
 
 def run_migrate(s: Target) -> int:
-    with database(s) as srv, Migrator(srv.dsn, s.migration_dirs) as m:
+    with database(s, writes="migrate") as srv, Migrator(srv.dsn, s.migration_dirs) as m:
         pending = m.pending()
         if not pending:
             say("nothing to apply: every migration is applied")
@@ -74,15 +77,42 @@ def run_migrate(s: Target) -> int:
 
 
 def run_rollback(s: RollbackSettings) -> int:
+    """Rehearse first: list what the rollback drops and the rows it holds; refuse to drop
+    rows unless --accept-data-loss; --dry-run stops after the list."""
     steps = None if s.all else s.steps
-    with database(s) as srv, Migrator(srv.dsn, s.migration_dirs) as m:
+    verb = "rollback --dry-run" if s.dry_run else "rollback"
+    with database(s, writes=verb) as srv, Migrator(srv.dsn, s.migration_dirs) as m:
+        m.check_unlocked()  # before a rehearsal that a lock would make pointless
+        try:
+            plan = m.rollback_plan(steps)
+        except MigrationError:
+            if not s.accept_data_loss or s.dry_run:
+                raise
+            note("rollback: could not rehearse the rollback; going ahead (--accept-data-loss)")
+            plan = None
+        if plan is not None:
+            if not plan.migrations:
+                say("nothing to roll back")
+                return 0
+            for line in plan.lines():
+                (say if s.dry_run else note)(line)
+            if s.dry_run:
+                say("dry run: nothing was changed")
+                return 0
+            if plan.losses and not s.accept_data_loss:
+                raise MigrationError(
+                    f"refusing to roll back {', '.join(plan.migrations)}: it would drop data: "
+                    + "; ".join(str(d) for d in plan.losses)
+                    + ". Nothing was changed; --accept-data-loss rolls back anyway, "
+                    "--dry-run shows the plan"
+                )
         done = m.rollback(steps, on_step=lambda mid: say(f"rolling back {mid}"))
         say(f"rolled back {len(done)} migration(s)" if done else "nothing to roll back")
     return 0
 
 
 def run_status(s: StatusSettings) -> int:
-    with database(s) as srv, Migrator(srv.dsn, s.migration_dirs) as m:
+    with database(s, writes="status") as srv, Migrator(srv.dsn, s.migration_dirs) as m:
         states = m.status()
         report = {
             "server_version": db.server_version(srv.dsn),
@@ -104,26 +134,33 @@ def run_status(s: StatusSettings) -> int:
 
 
 def run_break_lock(s: Target) -> int:
-    with database(s) as srv, Migrator(srv.dsn, s.migration_dirs) as m:
+    with database(s, writes="break-lock") as srv, Migrator(srv.dsn, s.migration_dirs) as m:
         held = m.break_lock()
     say("yoyo lock removed" if held else "no yoyo lock was held")
     return 0
 
 
 def run_db_start(s: DbStartSettings) -> int:
-    path = servers.state_file()
+    servers.prepare_state_dir()  # refuse an unsafe place before starting anything
     state = read_state()
     if state:
-        say(state["dsn"])
-        note(f"a server is already running ({state['provider']}); `harness db stop` ends it")
-        return 0
+        dead = servers.detached_alive(state)
+        if dead is None:
+            say(state["dsn"])
+            note(f"a server is already running ({state['provider']}); `harness db stop` ends it")
+            return 0
+        note(f"the server recorded in {servers.state_file()} is gone ({dead}); starting a new one")
+        servers.stop_detached(state)  # whatever is left of it
+        servers.state_file().unlink(missing_ok=True)
     srv = servers.start_server(postgres=s.postgres)
-    info = srv.detach()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info))
+    try:
+        path = servers.write_state(srv.detach())
+    except BaseException:
+        servers.stop_detached({"workdir": str(srv.workdir)})
+        raise
     note(
         f"started PostgreSQL ({srv.provider}); commands without --dsn use it until "
-        "`harness db stop`"
+        f"`harness db stop` (its DSN, with the password, is in {path}, readable only by you)"
     )
     say(srv.dsn)
     return 0
@@ -134,9 +171,10 @@ def run_db_stop(_: NoSettings) -> int:
     if not state:
         say("no server is running")
         return 0
+    dead = servers.detached_alive(state)
     servers.stop_detached(state)
     servers.state_file().unlink(missing_ok=True)
-    say("stopped and deleted the server")
+    say("deleted what was left of the server" if dead else "stopped and deleted the server")
     return 0
 
 
@@ -208,11 +246,29 @@ def register(sub: Any) -> None:
         RollbackSettings,
         database=True,
         help="roll back applied migrations",
-        description="Roll back the last applied migration(s) with their .rollback.sql files.",
+        description="Roll back the last applied migration(s) with their .rollback.sql files. "
+        "The rollback is first rehearsed on a scratch database: every table and column it "
+        "would drop is listed with the rows it holds, and when any holds rows the rollback "
+        "is refused (exit 1) unless --accept-data-loss.",
     )
     g = p.add_mutually_exclusive_group()
-    add(g, "--steps", type=positive_int, default=1, help="how many (default 1)")
+    add(g, "--steps", type=whole(1, 10_000), default=1, help="how many (default 1)")
     add(g, "--all", action="store_true", default=False, help="every applied migration")
+    add(
+        p,
+        "--dry-run",
+        action="store_true",
+        default=False,
+        help="print the plan (every table and column each step drops, with its rows) and "
+        "change nothing",
+    )
+    add(
+        p,
+        "--accept-data-loss",
+        action="store_true",
+        default=False,
+        help="roll back even when a table or column it drops holds rows",
+    )
 
     p = command(
         sub,

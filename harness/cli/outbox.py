@@ -8,8 +8,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from harness import db
-from harness.cli.common import Target, add, command, database, group, note, say
+from harness import db, env
+from harness.cli.common import (
+    ScrubSecrets,
+    Target,
+    add,
+    command,
+    database,
+    group,
+    note,
+    require_migrated,
+    say,
+)
 from harness.outbox.queue import (
     EmailJobStatus,
     queue_status,
@@ -67,6 +77,7 @@ def _format_age(seconds: float | None) -> str:
 
 def run_status(s: StatusSettings) -> int:
     with database(s) as srv, db.connect(srv.dsn) as conn:
+        require_migrated(srv.dsn, s.migration_dirs)
         require_outbox(conn)
         status = queue_status(conn, dead_limit=s.dead_limit)
     if s.json:
@@ -87,7 +98,8 @@ def run_status(s: StatusSettings) -> int:
 
 
 def run_retry_dead(s: RetrySettings) -> int:
-    with database(s) as srv, db.connect(srv.dsn) as conn:
+    with database(s, writes="queue retry-dead") as srv, db.connect(srv.dsn) as conn:
+        require_migrated(srv.dsn, s.migration_dirs)
         require_outbox(conn)
         ids = retry_dead(conn, list(s.ids) if s.ids else None)
     say(f"requeued {len(ids)} dead letter(s)" + (f": {', '.join(map(str, ids))}" if ids else ""))
@@ -95,7 +107,8 @@ def run_retry_dead(s: RetrySettings) -> int:
 
 
 def run_cancel(s: CancelSettings) -> int:
-    with database(s) as srv, db.connect(srv.dsn) as conn:
+    with database(s, writes="queue cancel") as srv, db.connect(srv.dsn) as conn:
+        require_migrated(srv.dsn, s.migration_dirs)
         require_outbox(conn)
         status = request_cancel(conn, s.job_id)
     if status is None:
@@ -109,9 +122,13 @@ def run_cancel(s: CancelSettings) -> int:
 
 
 def run_worker(s: WorkerCommandSettings) -> int:
+    env.read("HARNESS_EMAIL_FROM")  # read when mail goes out; a bad value stops it here
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with database(s) as srv:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(ScrubSecrets())
+    with database(s, writes="worker") as srv:
+        require_migrated(srv.dsn, s.migration_dirs)
         worker = Worker(
             srv.dsn,
             s.smtp_url,

@@ -57,7 +57,7 @@ def run_run(s: RunSettings) -> int:
         for m in result.mismatches:
             out(f"     mismatch: {m}")
 
-    with database(s) as srv:
+    with database(s, writes="scenario run (scratch databases next to)") as srv:
         results = run_scenarios(srv.dsn, scenarios, s.migration_dirs, on_result=show)
     doc = report(results)
     if s.json:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from harness import env
-from harness.cli.common import Target, add, command, database, note, say
+from harness.cli.common import (
+    Target,
+    add,
+    command,
+    database,
+    note,
+    report_errors,
+    say,
+    write_text,
+)
 from harness.errors import UsageError
 from harness.proofs.verify import report as reports
 from harness.proofs.verify.context import HttpTarget
@@ -69,7 +80,7 @@ def run_verify(s: VerifySettings) -> int:
         note(("\r\x1b[K" if tty else "") + line)
 
     http = http_target(s)
-    with database(s) as srv:
+    with database(s, writes="verify (scratch databases next to)") as srv:
         report = run_suite(
             srv.dsn,
             srv.provider,
@@ -82,11 +93,21 @@ def run_verify(s: VerifySettings) -> int:
             on_result=on_result,
             on_note=note,
         )
-    if s.json:
-        reports.write_json(report, s.json)
-    if s.junit:
-        reports.write_junit(report, s.junit)
-    say(reports.table(report))
+    to_stdout = "-" in (s.json, s.junit)
+    if s.json == "-":
+        write_text("-", json.dumps(reports.to_json(report), indent=2))
+    elif s.json:
+        with report_errors(s.json):
+            reports.write_json(report, s.json)
+    if s.junit == "-":
+        buffer = io.StringIO()
+        reports.to_junit(report).write(buffer, encoding="unicode", xml_declaration=True)
+        write_text("-", buffer.getvalue())
+    elif s.junit:
+        with report_errors(s.junit):
+            reports.write_junit(report, s.junit)
+    # A report on stdout keeps stdout machine-readable: the table goes to stderr then.
+    (note if to_stdout else say)(reports.table(report))
     return 0 if report.ok else 1
 
 

@@ -3,6 +3,11 @@
 The migration set is a list of directories applied in the order given; by default
 the project's own ``migrations/``, shipped in the package. A DBA's candidate directory
 layered after it (``--migrations migrations --migrations candidate/``) is applied on top.
+
+Before a rollback, :meth:`Migrator.rollback_plan` rehearses it on a scratch database
+rebuilt with the applied migrations and compares catalog fingerprints before and after
+each step: every table and column the rollback would drop, with the rows it holds on the
+real database. The command line refuses a rollback that would drop rows unless told.
 """
 
 from __future__ import annotations
@@ -20,8 +25,14 @@ from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
 from harness import packaged
-from harness.db.connections import check_dsn, connect, dbname_of, redact
-from harness.db.queries import scalar
+from harness.db.connections import (
+    check_dsn,
+    connect,
+    dbname_of,
+    redact,
+    scratch_database,
+)
+from harness.db.queries import fetch_all, scalar
 from harness.errors import ConnectionFailed, MigrationError, MigrationLocked, UsageError
 
 # While migrating: never queue for long behind a lock a live application holds, and
@@ -40,10 +51,14 @@ def project_migrations_dir() -> Path:
 def resolve_sources(dirs: Sequence[str | os.PathLike[str]] | None) -> list[Path]:
     paths = [Path(d) for d in dirs] if dirs else [project_migrations_dir()]
     for path in paths:
-        if not path.is_dir():
-            raise UsageError(f"migrations directory not found: {path}")
-        if not any(path.glob("*.sql")) and not any(path.glob("*.py")):
-            raise UsageError(f"migrations directory holds no migrations: {path}")
+        shown = str(path) if len(str(path)) <= 200 else str(path)[:197] + "..."
+        try:
+            if not path.is_dir():
+                raise UsageError(f"migrations directory not found: {shown}")
+            if not any(path.glob("*.sql")) and not any(path.glob("*.py")):
+                raise UsageError(f"migrations directory holds no migrations: {shown}")
+        except OSError as exc:
+            raise UsageError(f"migrations directory {shown}: {exc.strerror or exc}") from exc
     return [p.resolve() for p in paths]
 
 
@@ -58,6 +73,48 @@ def yoyo_url(dsn: str) -> str:
     ).strip()
     params["options"] = options
     return f"postgresql+psycopg:///{quote(dbname)}?{urlencode(params)}"
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A table or column a rollback step drops, and the rows it holds now (for a
+    column: the rows where it holds a value)."""
+
+    migration: str
+    kind: str  # "table" or "column"
+    name: str  # as a fingerprint names it: email_jobs, marketplace_purchases.leads_marked_at
+    rows: int
+
+    def __str__(self) -> str:
+        held = f"{self.rows} row(s)" if self.kind == "table" else f"a value in {self.rows} row(s)"
+        return f"{self.kind} {self.name} ({held})"
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What rolling back ``migrations`` (newest first) would drop."""
+
+    migrations: tuple[str, ...]
+    drops: tuple[Drop, ...]
+
+    @property
+    def losses(self) -> tuple[Drop, ...]:
+        """The drops that hold data."""
+        return tuple(d for d in self.drops if d.rows > 0)
+
+    def lines(self) -> list[str]:
+        """The plan, one line per migration and one per drop."""
+        out = []
+        for mid in self.migrations:
+            out.append(f"roll back {mid}")
+            drops = [d for d in self.drops if d.migration == mid]
+            out += [f"  drops {d}" for d in drops] or ["  drops no table or column"]
+        return out
+
+    def summary(self) -> str:
+        if not self.drops:
+            return "drops no table or column"
+        return "drops " + "; ".join(f"{d} ({d.migration})" for d in self.drops)
 
 
 @dataclass(frozen=True)
@@ -108,6 +165,12 @@ class Migrator:
             row = conn.execute("SELECT pid, ctime::text FROM yoyo_lock LIMIT 1").fetchone()
         return (row[0], row[1]) if row else None
 
+    def check_unlocked(self) -> None:
+        """MigrationLocked when a yoyo lock is held (a stale one, or a run under way)."""
+        holder = self.lock_holder()
+        if holder:
+            raise MigrationLocked(self.locked_message(holder, stale=_is_stale(holder[0])))
+
     @contextlib.contextmanager
     def locked(self, timeout: float = 10) -> Iterator[None]:
         holder = self.lock_holder()
@@ -145,6 +208,48 @@ class Migrator:
     def pending(self) -> list[str]:
         return [m.id for m in self.backend.to_apply(self.migrations)]
 
+    def rollback_plan(self, steps: int | None = 1) -> RollbackPlan:
+        """Rehearse rolling back the last ``steps`` applied migrations (None: all) on a
+        scratch database rebuilt with the applied migrations, and list every table and
+        column each step drops, with the rows it holds on this database. Nothing here
+        changes; the scratch database is dropped."""
+        from harness.db.fingerprint import fingerprint
+
+        todo = [m.id for m in list(self.backend.to_rollback(self.migrations))[:steps]]
+        if not todo:
+            return RollbackPlan((), ())
+        applied = {s.id for s in self.status() if s.applied}
+        drops: list[Drop] = []
+        with contextlib.ExitStack() as stack:
+            try:
+                scratch = stack.enter_context(
+                    scratch_database(self.dsn, prefix="harness_rollback_plan")
+                )
+            except (psycopg.Error, ConnectionFailed) as exc:
+                raise MigrationError(
+                    f"cannot rehearse the rollback on a scratch database ({_one_line(exc)}); "
+                    "--accept-data-loss rolls back without the rehearsal"
+                ) from exc
+            rehearsal = stack.enter_context(Migrator(scratch, self.sources))
+            for m in rehearsal.backend.to_apply(rehearsal.migrations):
+                if m.id in applied:
+                    rehearsal.backend.apply_one(m)
+            by_id = {m.id: m for m in rehearsal.migrations}
+            sconn = stack.enter_context(connect(scratch))
+            target = stack.enter_context(connect(self.dsn))
+            before = fingerprint(sconn)
+            for mid in todo:
+                try:
+                    rehearsal.backend.rollback_one(by_id[mid])
+                except Exception as exc:
+                    raise MigrationError(
+                        f"rollback of {mid} failed in the rehearsal: {_one_line(exc)}"
+                    ) from exc
+                after = fingerprint(sconn)
+                drops += _dropped(mid, before, after, target)
+                before = after
+        return RollbackPlan(tuple(todo), tuple(drops))
+
     def apply(self, on_step: Callable[[str], None] | None = None) -> list[str]:
         """Apply every pending migration in order; returns their ids."""
         with self.locked():
@@ -180,6 +285,60 @@ class Migrator:
         return done
 
 
+def _dropped(
+    migration: str, before: dict[str, Any], after: dict[str, Any], target: psycopg.Connection
+) -> list[Drop]:
+    """The tables (with data: not views) and the columns of surviving tables in
+    ``before`` and not in ``after``, counted on ``target``."""
+    from psycopg import sql
+
+    data_kinds = ("table", "partitioned table")
+    tables = {k: v for k, v in before["tables"].items() if v.get("kind") in data_kinds}
+    out: list[Drop] = []
+    for key in sorted(set(tables) - set(after["tables"])):
+        rel = fetch_all(target, "migrations", "relation", {"key": key})
+        rows = 0
+        if rel:
+            ident = sql.Identifier(rel[0]["schema"], rel[0]["name"])
+            rows = _count(target, sql.SQL("SELECT count(*) FROM {}").format(ident))
+        out.append(Drop(migration, "table", key, rows))
+    for key in sorted(set(before["columns"]) - set(after["columns"])):
+        table = max((t for t in after["tables"] if key.startswith(t + ".")), key=len, default=None)
+        if table is None or table not in tables:
+            continue  # the table goes too, or holds no data of its own
+        column = key[len(table) + 1 :]
+        rel = fetch_all(target, "migrations", "relation", {"key": table})
+        col = fetch_all(target, "migrations", "column_of", {"table": table, "column": column})
+        rows = 0
+        if rel and col:
+            query = sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(
+                sql.Identifier(rel[0]["schema"], rel[0]["name"]), sql.Identifier(col[0]["name"])
+            )
+            rows = _count(target, query)
+        out.append(Drop(migration, "column", key, rows))
+    return out
+
+
+def _count(conn: psycopg.Connection, query: Any) -> int:
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def pending_migrations(dsn: str, dirs: Sequence[str | os.PathLike[str]] | None = None) -> list[str]:
+    """The ids of the set's migrations not applied to ``dsn``, read without writing
+    anything (yoyo's tables are not created when absent)."""
+    sources = resolve_sources(dirs)
+    ids = [m.id for m in read_migrations(*map(str, sources))]
+    with connect(dsn) as conn:
+        present = fetch_all(conn, "migrations", "yoyo_present")[0]["present"]
+        done = (
+            {r["migration_id"] for r in fetch_all(conn, "migrations", "applied_ids")}
+            if present
+            else set()
+        )
+    return [i for i in ids if i not in done]
+
+
 def migrate(dsn: str, dirs: Sequence[str | os.PathLike[str]] | None = None) -> list[str]:
     """Apply every pending migration of the set to ``dsn``."""
     with Migrator(dsn, dirs) as migrator:
@@ -204,9 +363,12 @@ def _one_line(exc: BaseException) -> str:
 
 __all__ = [
     "YOYO_TABLES",
+    "Drop",
     "MigrationState",
     "Migrator",
+    "RollbackPlan",
     "migrate",
+    "pending_migrations",
     "project_migrations_dir",
     "resolve_sources",
     "yoyo_url",

@@ -1,9 +1,12 @@
-"""Partner lead import: a CSV file checked whole, then loaded with one COPY, or not at all.
+"""Partner lead import: a CSV file checked whole, then loaded with one COPY, or not at all;
+and the partners leads come from (:func:`add_partner`).
 
 The file must be a ``.csv`` of at most ``MAX_FILE_SIZE_MB`` and ``MAX_CSV_ROWS`` data rows,
 UTF-8, with a header naming its columns (:data:`COLUMNS`; order free, unknown names
 refused). Every row is checked before anything is written; when any row is bad the import
-is refused with every bad row's line number and nothing changes.
+is refused with every bad row's line number and nothing changes. A lead already present
+for the same partner and email (any letter case) is skipped and counted, so importing a
+file twice imports it once; two imports for one partner take turns on the partner's row.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from typing import Any
 
 import psycopg
 
+from harness import values
 from harness.config import ERROR_MESSAGES, INDUSTRIES, MARKETPLACE_CONFIG, US_STATES
 from harness.db import fetch_all, query
-from harness.errors import ImportRejected, UsageError
+from harness.errors import HarnessError, ImportRejected, UsageError
 
 # column -> (required, what it holds)
 COLUMNS: dict[str, tuple[bool, str]] = {
@@ -82,9 +86,10 @@ class ImportResult:
     """What an import wrote."""
 
     partner: str
-    rows: int
+    rows: int  # leads written
     seconds: float  # reading and checking the file included
     copy_seconds: float  # the COPY and its commit alone
+    skipped: int = 0  # leads of the file already present for the partner
 
 
 def check_file(path: Path) -> None:
@@ -228,23 +233,30 @@ def _check_row(line: int, v: dict[str, str]) -> tuple[LeadRow | None, list[str]]
 
 
 def _price(text: str, errors: list[str]) -> Decimal | None:
+    """A plain decimal with at most two places (a leading ``$`` allowed): exponents,
+    ``NaN`` and amounts beyond numeric(10,2) are refused, never rounded."""
     if not text:
         return None
-    try:
-        price = Decimal(text.lstrip("$"))
-    except InvalidOperation:
-        errors.append(f"price {text!r} is not an amount")
-        return None
+    shown = text if len(text) <= 40 else text[:37] + "..."
     lowest = MARKETPLACE_CONFIG["MIN_MARKETPLACE_PRICE"]
-    if not price.is_finite() or price != price.quantize(Decimal("0.01")):
-        errors.append(f"price {text!r} must have at most two decimals")
-    elif price < lowest or price > MARKETPLACE_CONFIG["MAX_AMOUNT"]:
+    try:
+        price = values.amount(text.removeprefix("$"))
+    except ValueError as exc:
+        if "fractions of a cent" in str(exc):
+            errors.append(f"price {shown!r} must have at most two decimals")
+        elif "more than" in str(exc) or "at least" in str(exc):
+            errors.append(
+                f"price {shown!r} must be between {lowest} and {MARKETPLACE_CONFIG['MAX_AMOUNT']}"
+            )
+        else:
+            errors.append(f"price {shown!r} is not an amount: {exc}")
+        return None
+    if price < lowest:
         errors.append(
-            f"price {text!r} must be between {lowest} and {MARKETPLACE_CONFIG['MAX_AMOUNT']}"
+            f"price {shown!r} must be between {lowest} and {MARKETPLACE_CONFIG['MAX_AMOUNT']}"
         )
-    else:
-        return price.quantize(Decimal("0.01"))
-    return None
+        return None
+    return price
 
 
 def _whole(
@@ -260,24 +272,94 @@ def _whole(
 
 
 def import_leads(conn: psycopg.Connection, path: str | Path, partner: str) -> ImportResult:
-    """Check the file, then load every row for ``partner`` with COPY in one transaction."""
+    """Check the file, then load its rows for ``partner`` in one transaction: COPY into a
+    temporary table, then insert those whose email the partner does not have yet."""
     started = time.perf_counter()
     rows = read_leads_csv(path)
     present = fetch_all(conn, "leads_import", "leads_table_exists")[0]["present"]
     if not present:
-        raise UsageError("the database has no leads table: run `harness migrate` first")
-    found = fetch_all(conn, "leads_import", "partner_by_name", {"name": partner})
-    if not found:
-        raise UsageError(f"no partner named {partner!r}: nothing was imported")
-    partner_id = found[0]["id"]
+        raise UsageError("the database has no leads table: run harness migrate first")
     copy_started = time.perf_counter()
     with conn.transaction(), conn.cursor() as cur:
-        with cur.copy(query("leads_import", "copy_leads")) as copy:
+        # Two imports for one partner take turns, so neither misses the other's leads.
+        found = fetch_all(conn, "leads_import", "lock_partner", {"name": partner})
+        if not found:
+            raise UsageError(f"no partner named {partner!r}: nothing was imported")
+        partner_id = found[0]["id"]
+        cur.execute(query("leads_import", "create_staging"))
+        with cur.copy(query("leads_import", "copy_staged")) as copy:
             for r in rows:
                 copy.write_row(_copy_values(partner_id, r))
+        cur.execute(query("leads_import", "insert_new"))
         written = cur.rowcount
     done = time.perf_counter()
-    return ImportResult(partner, written, done - started, done - copy_started)
+    return ImportResult(partner, written, done - started, done - copy_started, len(rows) - written)
+
+
+@dataclass(frozen=True)
+class Partner:
+    """A partner and its commission rates."""
+
+    name: str
+    base_rate: Decimal
+    bonus_rate: Decimal
+    pass_rate: Decimal
+    created: bool  # False: it was there already, with these rates
+
+
+def rate(text: str) -> Decimal:
+    """A commission or pass rate: a plain decimal in [0, 1] with at most four places
+    (``partners`` stores numeric(5,4))."""
+    raw = str(text).strip()
+    if len(raw) > 20 or not re.fullmatch(r"(\d+(\.\d*)?|\.\d+)", raw):
+        raise ValueError(f"not a rate: {raw[:20]!r} (a decimal from 0 to 1, e.g. 0.30)")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        raise ValueError(f"not a rate: {raw!r}") from None
+    if value > 1:
+        raise ValueError(f"must be at most 1: {raw!r}")
+    if value != value.quantize(Decimal("0.0001")):
+        raise ValueError(f"at most four decimal places: {raw!r}")
+    return value.quantize(Decimal("0.0001"))
+
+
+MAX_PARTNER_NAME = 200
+
+
+def add_partner(
+    conn: psycopg.Connection,
+    name: str,
+    base_rate: Decimal,
+    bonus_rate: Decimal = Decimal(0),
+    pass_rate: Decimal = Decimal(0),
+) -> Partner:
+    """Create the partner ``name``. Adding one that exists with the same rates changes
+    nothing (a pipeline may run it twice); with other rates it is refused."""
+    name = name.strip()
+    if not name or len(name) > MAX_PARTNER_NAME or not name.isprintable():
+        raise UsageError(
+            f"a partner name is 1 to {MAX_PARTNER_NAME} printable characters: {name[:40]!r}"
+        )
+    present = fetch_all(conn, "leads_import", "leads_table_exists")[0]["present"]
+    if not present:
+        raise UsageError("the database has no partners table: run harness migrate first")
+    wanted = (base_rate, bonus_rate, pass_rate)
+    params = {"name": name, "base": base_rate, "bonus": bonus_rate, "pass_rate": pass_rate}
+    with conn.transaction():
+        made = fetch_all(conn, "leads_import", "insert_partner", params)
+        if made:
+            return Partner(name, *wanted, created=True)
+        have = fetch_all(conn, "leads_import", "lock_partner", {"name": name})[0]
+    rates = tuple(
+        have[k] for k in ("base_commission_rate", "bonus_commission_rate", "verification_pass_rate")
+    )
+    if rates != wanted:
+        raise HarnessError(
+            f"a partner named {name!r} exists with other rates (base {rates[0]}, bonus "
+            f"{rates[1]}, pass {rates[2]}); nothing was changed"
+        )
+    return Partner(name, *wanted, created=False)
 
 
 def _copy_values(partner_id: Any, r: LeadRow) -> tuple:
@@ -299,7 +381,10 @@ __all__ = [
     "ImportRejected",
     "ImportResult",
     "LeadRow",
+    "Partner",
     "RowProblem",
+    "add_partner",
     "import_leads",
+    "rate",
     "read_leads_csv",
 ]

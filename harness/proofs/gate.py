@@ -25,7 +25,8 @@ The checklist, and what proves each item:
    the deployed application (its world written into the target's database under a run
    prefix); otherwise a scenario in a scratch database on that server.
 10. Rollback rehearsal (the spec's Rollback Plan): verify's ``rollback`` and
-    ``migrations`` checks.
+    ``migrations`` checks, and the list ``harness rollback --all --dry-run`` prints: every
+    table and column each step drops, with the rows it holds on the target.
 11. Monitor error rates after deployment: with ``--dsn``, ``harness watch`` once on the
     target, its report stored as the monitoring baseline; without a target there is
     nothing deployed to watch, so the item is MANUAL.
@@ -642,25 +643,11 @@ def _decide(
             )
         modules = sorted({c["module"] for c in cases})
         return _pytest_verdict(run, cases, f"in {', '.join(modules)}")
+    if key == "rollback":
+        status, text = _verify_item(key, verify_results, known)
+        return status, f"{text}; {rollback_plan_text(dsn, is_target, opts.dirs)}"
     if key in VERIFY_CATEGORIES:
-        cats = VERIFY_CATEGORIES[key]
-        results = [r for c in cats for r in verify_results.get(c, [])]
-        if not results:
-            return (
-                "MANUAL",
-                f"no verify checks in {', '.join(cats)} (registered: {', '.join(sorted(known))})",
-            )
-        bad = [r for r in results if r.status in ("failed", "error")]
-        if bad:
-            return "FAIL", "; ".join(
-                f"{r.id} {r.status}: {' '.join(r.detail.split())[:300]}" for r in bad
-            )
-        passed = [r.id for r in results if r.status == "passed"]
-        skipped = [r.id for r in results if r.status == "skipped"]
-        text = f"harness verify --only {','.join(cats)}: {len(passed)} passed ({', '.join(passed)})"
-        if skipped:
-            text += f"; skipped: {', '.join(skipped)}"
-        return ("PASS" if passed else "MANUAL"), text
+        return _verify_item(key, verify_results, known)
     if key in ("api-docs", "user-docs"):
         team = opts.api_docs if key == "api-docs" else opts.user_docs
         if team:
@@ -687,6 +674,52 @@ def _decide(
     if key == "monitor":
         return monitor_item(dsn, is_target, opts.baseline)
     raise UsageError(f"unknown checklist item {key}")
+
+
+def _verify_item(key: str, verify_results: dict[str, list], known: set[str]) -> tuple[str, str]:
+    cats = VERIFY_CATEGORIES[key]
+    results = [r for c in cats for r in verify_results.get(c, [])]
+    if not results:
+        return (
+            "MANUAL",
+            f"no verify checks in {', '.join(cats)} (registered: {', '.join(sorted(known))})",
+        )
+    bad = [r for r in results if r.status in ("failed", "error")]
+    if bad:
+        return "FAIL", "; ".join(
+            f"{r.id} {r.status}: {' '.join(r.detail.split())[:300]}" for r in bad
+        )
+    passed = [r.id for r in results if r.status == "passed"]
+    skipped = [r.id for r in results if r.status == "skipped"]
+    text = f"harness verify --only {','.join(cats)}: {len(passed)} passed ({', '.join(passed)})"
+    if skipped:
+        text += f"; skipped: {', '.join(skipped)}"
+    return ("PASS" if passed else "MANUAL"), text
+
+
+def rollback_plan_text(dsn: str, is_target: bool, dirs: list[str] | None) -> str:
+    """What ``harness rollback --all --dry-run`` lists: every table and column each
+    applied migration's rollback drops, with its rows on the target (without a target,
+    on a scratch database with the migration set applied, where every count is 0)."""
+    try:
+        if is_target:
+            with Migrator(dsn, dirs) as m:
+                plan = m.rollback_plan(None)
+        else:
+            with db.scratch_database(dsn, prefix="harness_gate") as scratch:
+                with Migrator(scratch, dirs) as m:
+                    m.apply()
+                    plan = m.rollback_plan(None)
+    except HarnessError as exc:
+        return f"rollback plan not rehearsed: {exc.message}"
+    where = "on the target" if is_target else "on a scratch database"
+    text = f"rollback plan {where} (harness rollback --all --dry-run): {plan.summary()}"
+    if plan.losses:
+        text += (
+            f"; {len(plan.losses)} of them hold rows, so harness rollback refuses them "
+            "without --accept-data-loss"
+        )
+    return text
 
 
 # -- output ---------------------------------------------------------------------------------

@@ -26,6 +26,11 @@ class HttpTarget:
     secret: str
 
 
+class RunCancelled(Exception):
+    """The run was interrupted: a check asked for a database or a connection after it
+    was told to stop."""
+
+
 def q(module: str, name: str) -> str:
     """A named check query from ``harness/sql/verify_<module>.sql``."""
     return db.query(f"verify_{module}", name)
@@ -52,6 +57,20 @@ class CheckContext:
     _made: list[tuple[str, str, str, bool]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _current: threading.local = field(default_factory=threading.local, repr=False)
+    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def cancel(self) -> None:
+        """Stop the run: every later :meth:`new_database` or :meth:`connect` raises
+        :class:`RunCancelled`, so the checks still running end at their next step."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise RunCancelled("the verification run was interrupted")
 
     def new_database(self, *, audit: bool = True) -> str:
         """DSN of a fresh clone of the migrated template, for this check alone.
@@ -60,8 +79,12 @@ class CheckContext:
         invariant checker may judge it afterwards. Checks that drive one function in
         isolation (marking leads sold with no purchase items, say) pass False.
         """
+        self._check_cancelled()
         name = db.scratch_name(SCRATCH_PREFIX)
         dsn = db.create_database(self.admin_dsn, name, self.template)
+        if self._cancelled.is_set():  # interrupted while it was being made
+            db.drop_database(self.admin_dsn, name)
+            self._check_cancelled()
         with self._lock:
             self._made.append((name, dsn, getattr(self._current, "check_id", ""), audit))
         return dsn
@@ -75,6 +98,7 @@ class CheckContext:
         """An autocommit connection (the checks open their own transactions) whose
         statements give up after ``STATEMENT_TIMEOUT``: a hung candidate fails its check
         instead of hanging the suite."""
+        self._check_cancelled()
         kwargs.setdefault("options", f"-c statement_timeout={STATEMENT_TIMEOUT}")
         return db.connect(dsn, **kwargs)
 

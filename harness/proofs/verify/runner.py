@@ -1,5 +1,11 @@
 """Running the checks: migrate a template once, clone it per check, run the checks on a
-small thread pool, collect one result per check."""
+small thread pool, collect one result per check.
+
+Interrupted (Ctrl-C, SIGTERM: an exception in the main thread), the run stops reporting,
+tells the checks to stop (their next database call raises), drops every scratch database
+it created so far WITH (FORCE) (which ends the sessions of the checks still running),
+waits a moment for the checks' threads to wind down, sweeps once more for a database
+created meanwhile, and lets the exception go on."""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +32,8 @@ from harness.proofs.verify.registry import (
 
 STATUSES = ("passed", "failed", "error", "skipped")
 DEFAULT_JOBS = 3
+# After an interruption, how long the checks' threads get to notice and end.
+STOP_SECONDS = 10.0
 # Long checks are started first so that the pool stays busy with the short ones.
 START_FIRST = ("concurrency", "faults", "queue", "input")
 
@@ -107,9 +115,11 @@ def run_suite(
     checks = select(all_checks(), only)
     started = time.perf_counter()
     version = db.server_version(admin_dsn)
+    existing = db.created_databases()  # anything made after this is the run's
     template = db.scratch_name(SCRATCH_PREFIX)
-    template_dsn = db.create_database(admin_dsn, template)
     ctx = None
+    aborted = False
+    template_dsn = db.create_database(admin_dsn, template)
     try:
         note(f"migrating template database {template} (PostgreSQL {version}, {provider})")
         try:
@@ -156,6 +166,8 @@ def run_suite(
         def finish(result: CheckResult) -> None:
             nonlocal done
             with lock:
+                if ctx.cancelled:  # nothing is reported after an interruption
+                    return
                 done += 1
                 results[result.id] = result
                 if on_result:
@@ -163,17 +175,23 @@ def run_suite(
 
         def run_task(task: list[Check]) -> None:
             for chk in task:
+                if ctx.cancelled:
+                    return
                 finish(_started(chk, ctx, on_start, total))
 
         pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify")
+        futures: list[Future[None]] = []
         try:
             futures = [pool.submit(run_task, task) for task in tasks]
             for fut in as_completed(futures):
                 fut.result()
         except BaseException:
-            # Ctrl-C: start nothing more; the scratch databases are dropped WITH (FORCE)
-            # below, which ends the sessions of the checks still running.
+            aborted = True
+            ctx.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
+            if not keep:
+                db.drop_created(existing)  # ends the running checks' sessions
+            wait(futures, timeout=STOP_SECONDS)
             raise
         pool.shutdown()
         for chk in finals:
@@ -193,18 +211,27 @@ def run_suite(
         report.results = [results[c.id] for c in checks]
         report.seconds = time.perf_counter() - started
         return report
+    except BaseException:
+        aborted = True
+        if ctx is not None:
+            ctx.cancel()
+        raise
     finally:
         if ctx is not None and keep:
             kept = [name for name, _, _ in ctx.databases()] + [template]
-            note("kept scratch databases: " + ", ".join(kept))
+            if not aborted:
+                note("kept scratch databases: " + ", ".join(kept))
+        elif aborted:
+            db.drop_created(existing)
         else:
             if ctx is not None:
                 ctx.drop_all()
             db.drop_database(admin_dsn, template)
+            db.drop_created(existing)  # a check that made one and did not drop it
 
 
 def _started(chk: Check, ctx: CheckContext, on_start, total: int) -> CheckResult:
-    if on_start:
+    if on_start and not ctx.cancelled:
         on_start(chk, 0, total)
     return run_check(chk, ctx)
 
