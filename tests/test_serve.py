@@ -349,8 +349,15 @@ def test_serve_as_a_process_with_two_workers_answers_and_stops_cleanly_on_ctrl_c
 def test_serve_without_dsn_drops_its_scratch_database_when_stopped(admin_dsn, tmp_path):
     """On the server `harness db start` left (here: the suite's), a scratch database that
     is gone once Ctrl-C stopped the server."""
+    # The state `harness db start` writes: its server's directory holds a postmaster.pid
+    # naming a live process (here this one, the suite's server being elsewhere).
+    data = tmp_path / "pg" / "data"
+    data.mkdir(parents=True)
+    (data / "postmaster.pid").write_text(f"{os.getpid()}\n")
     state = tmp_path / "db.json"
-    state.write_text(json.dumps({"dsn": admin_dsn, "provider": "test"}))
+    state.write_text(
+        json.dumps({"dsn": admin_dsn, "provider": "test", "workdir": str(tmp_path / "pg")})
+    )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")},
         "HARNESS_STATE_DIR": str(tmp_path),

@@ -148,9 +148,14 @@ def run_http_load(s: LoadSettings) -> int:
         load.seed_http(dsn, ds, run)
         # The load measures the purchase path, not the limiter (tested on its own): the
         # server it starts has no rate limit, and a pool as wide as the users.
-        args = ["--dsn", dsn, "--port", "0", "--pool-size", str(min(max(s.users, 20), 200))]
+        args = ["--port", "0", "--pool-size", str(min(max(s.users, 20), 200))]
         args += ["--rate-limit-purchase", "0", "--rate-limit-credits", "0"]
-        with ServeProcess(args, env={**os.environ, "HARNESS_JWT_SECRET": secret}) as server:
+        # The DSN (a throwaway server's carries its password) and the secret travel in the
+        # child's environment, not on its command line where any local user could read them.
+        child = {**os.environ, "HARNESS_DSN": dsn, "HARNESS_JWT_SECRET": secret}
+        if s.migration_dirs:  # the same set, so the server finds nothing left to apply
+            child["HARNESS_MIGRATIONS"] = os.pathsep.join(s.migration_dirs)
+        with ServeProcess(args, env=child) as server:
             note(f"load: harness serve at {server.url} (flow {flow})")
             http = load.HttpRun(
                 url=server.url, secret=secret, run=run, application=load.SERVE_APPLICATION

@@ -137,10 +137,11 @@ def run_serve(s: ServeSettings) -> int:
 
     with contextlib.ExitStack() as stack:
         if s.dsn:
-            dsn = s.dsn
+            # It migrates the database it is given, then writes purchases into it.
+            dsn = stack.enter_context(database(s, writes="serve (migrating, then serving)")).dsn
             where = f"database {db.redact(dsn)}"
         else:
-            srv = stack.enter_context(database(s))
+            srv = stack.enter_context(database(s, writes="serve (a scratch database next to)"))
             dsn = stack.enter_context(
                 db.scratch_database(srv.dsn, prefix="harness_serve", keep=s.keep)
             )
