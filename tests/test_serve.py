@@ -363,7 +363,7 @@ def test_serve_without_dsn_drops_its_scratch_database_when_stopped(admin_dsn, tm
         "HARNESS_STATE_DIR": str(tmp_path),
     }
     with ServeProcess(["--dev-secret", "--port", "0"], env=env) as proc:
-        line = next(x for x in proc.output if "scratch database" in x)
+        line = next(x for x in proc.output if x.startswith("harness serve: scratch database"))
         name = line.split("dbname=")[1].split()[0]
         with database.connect(admin_dsn) as conn:
             assert database.scalar(

@@ -42,8 +42,9 @@ from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from harness import __version__, db
 from harness.config import MARKETPLACE_CONFIG
@@ -105,7 +106,9 @@ class ErrorBody(BaseModel):
 class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lead_ids: list[UUID] = Field(max_length=1000, description="the leads to buy, each once")
+    lead_ids: list[UUID] = Field(
+        max_length=contract.MAX_LEADS_PER_REQUEST, description="the leads to buy, each once"
+    )
     payment_method: Literal["credits"] = Field(description="only credits are accepted here")
 
 
@@ -123,6 +126,15 @@ class TopUpIn(BaseModel):
         description="the payment provider's reference (printable ASCII); a second top-up "
         "with the same reference adds nothing and answers the first one's balance",
     )
+
+    @field_validator("package")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # The package name goes into the buyer's email: no control, format or separator
+        # character (a right-to-left override, a line separator) that would disguise it.
+        if not value.isprintable():
+            raise ValueError("the package name must be printable text")
+        return value
 
 
 class PurchaseOut(BaseModel):
@@ -260,6 +272,42 @@ AUTH_CODES = ("not_authenticated", "not_authorized", "invalid_request", "interna
 # -- the application --------------------------------------------------------------------------
 
 
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
+
+
+class BodyLimit:
+    """Refuses a request body above ``limit`` bytes with 413 ``payload_too_large`` before
+    any of it is parsed: at once when Content-Length announces it, else as soon as the
+    chunks received pass the limit (a chunked body announces no length)."""
+
+    def __init__(self, app: ASGIApp, limit: int = contract.MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await Refusal("payload_too_large").response()(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge()
+            return message
+
+        await self.app(scope, limited, send)
+
+
 class State:
     """What the routes share once the application has started."""
 
@@ -304,6 +352,7 @@ def create_app(config: AppConfig) -> FastAPI:
         "docs/serve.md. Money is a decimal string with two places.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimit)
     bearer = HTTPBearer(auto_error=False, description="HS256 JWT naming workspace_id and sub")
 
     def state() -> State:
@@ -353,7 +402,9 @@ def create_app(config: AppConfig) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Starlette's own refusals: no route, wrong method, a body it cannot parse.
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code
+        )
         if code is None:
             return Refusal("invalid_request", detail=[str(exc.detail)]).response()
         return Refusal(code).response()
@@ -408,6 +459,7 @@ def create_app(config: AppConfig) -> FastAPI:
             "purchase_in_progress",
             "idempotency_mismatch",
             "rate_limited",
+            "payload_too_large",
         ),
         openapi_extra={
             "responses": {
@@ -535,6 +587,7 @@ def create_app(config: AppConfig) -> FastAPI:
             "payment_reference_mismatch",
             "database_error",
             "rate_limited",
+            "payload_too_large",
         ),
     )
     def topup(body: TopUpIn, who: Who, st: St) -> Any:

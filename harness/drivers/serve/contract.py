@@ -30,6 +30,11 @@ HEALTH = "/healthz"
 OPENAPI = "/openapi.json"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# The largest request body read: a purchase of the most leads one request may name
+# (1000 ids, about 40 KB of JSON) fits with room to spare; anything larger is refused
+# before it is parsed, so a huge body costs neither memory nor a parse.
+MAX_BODY_BYTES = 128 * 1024
+MAX_LEADS_PER_REQUEST = 1000
 PAYMENT_METHODS = ("credits",)
 # Rate limit buckets, and the MARKETPLACE_CONFIG key each takes its limit from.
 BUCKETS = {"purchase": "RATE_LIMIT_PURCHASE", "credits": "RATE_LIMIT_CREDITS"}
@@ -113,6 +118,12 @@ ERRORS: dict[str, ErrorSpec] = {
             405,
             "the route exists but not with this method",
             "This address does not accept that kind of request.",
+        ),
+        _spec(
+            "payload_too_large",
+            413,
+            f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB",
+            "This request is too large. Please select fewer leads and try again.",
         ),
         _spec("duplicate_purchase", 409, "the workspace already bought one of the leads"),
         _spec("leads_no_longer_available", 409, "a lead is sold out or withdrawn"),
@@ -279,6 +290,7 @@ __all__ = [
     "DOWNLOAD",
     "ERRORS",
     "HEALTH",
+    "MAX_BODY_BYTES",
     "OPENAPI",
     "PURCHASE",
     "PURCHASES",
