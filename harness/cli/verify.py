@@ -12,6 +12,7 @@ from harness import env
 from harness.cli.common import (
     Target,
     add,
+    announce,
     command,
     database,
     note,
@@ -19,6 +20,7 @@ from harness.cli.common import (
     say,
     write_text,
 )
+from harness.db.servers import Server
 from harness.errors import UsageError
 from harness.proofs.verify import report as reports
 from harness.proofs.verify.context import HttpTarget
@@ -80,6 +82,9 @@ def run_verify(s: VerifySettings) -> int:
         note(("\r\x1b[K" if tty else "") + line)
 
     http = http_target(s)
+    if http is not None:
+        # The http checks build workspaces and leads of their own in the app's database.
+        announce(Server(dsn=http.dsn, provider="dsn"), "verify --http (its own workspaces in)")
     with database(s, writes="verify (scratch databases next to)") as srv:
         report = run_suite(
             srv.dsn,
