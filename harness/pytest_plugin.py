@@ -19,10 +19,11 @@ Fixtures:
     ``harness_db``; ``harness_client.token(workspace, user)`` signs a bearer token and
     ``harness_client.dsn`` is its database.
 
-Scenario files: every ``*.toml`` in a directory named ``scenarios`` is collected as one
-test item, run on its own clone of the template like ``harness scenario run`` runs it;
-its expectation mismatches and violations are the failure text. JUnit comes from pytest's
-own ``--junitxml``.
+Scenario files: every ``*.toml`` in a directory named ``scenarios`` that has ``[[steps]]``
+or ``[expect]`` (another tool's TOML there is left alone) is collected as one test item,
+run on its own clone of the template like ``harness scenario run`` runs it; its
+expectation mismatches and violations are the failure text. JUnit comes from pytest's own
+``--junitxml``.
 
 Nothing starts a server unless a fixture above or a scenario item is used. The option
 names carry ``harness-`` so that they never clash with a suite's own (the harness's own
@@ -211,8 +212,25 @@ def harness_client(harness_app_config: Any) -> Iterator[HarnessClient]:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix == ".toml" and SCENARIO_DIR in file_path.parent.parts:
+        if not _meant_as_scenario(file_path):
+            return None
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+def _meant_as_scenario(path: Path) -> bool:
+    """Whether a TOML file in a ``scenarios`` directory is one of ours: the plugin is loaded
+    in every pytest session where harness is installed, and a team's ``scenarios/`` may hold
+    another tool's TOML. A file with ``[[steps]]`` or ``[expect]`` is a scenario (its
+    mistakes are then collection errors), and so is one that is not valid TOML at all (it
+    was meant to be one); valid TOML with neither is left alone."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
+    return "steps" in data or "expect" in data
 
 
 class ScenarioFile(pytest.File):

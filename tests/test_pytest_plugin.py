@@ -33,14 +33,20 @@ def test_scenario_files_are_items_and_a_failing_one_shows_its_mismatch(admin_dsn
     wrong = (ROOT / "scenarios" / "hot-wallet-race.toml").read_text()
     wrong = wrong.replace('name = "hot-wallet-race"', 'name = "wrong-expectation"')
     (scenarios / "wrong.toml").write_text(wrong.replace("succeeded = 10", "succeeded = 11"))
+    # Another tool's TOML in the same directory is left alone.
+    (scenarios / "other-tool.toml").write_text('[tool]\nname = "not a scenario"\n')
     junit = tmp_path / "junit.xml"
     out = run_pytest(tmp_path, "scenarios/", "--harness-dsn", admin_dsn, f"--junitxml={junit}")
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "1 failed, 1 passed" in out.stdout
+    assert "1 failed, 1 passed" in out.stdout and "error" not in out.stdout.splitlines()[-1]
     assert "succeeded: expected 11, got 10" in out.stdout
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert set(cases) == {"exact-balance", "wrong-expectation"}
     assert cases["wrong-expectation"].find("failure") is not None
+    # A scenario with a mistake is a collection error naming the key.
+    (scenarios / "typo.toml").write_text(wrong.replace("[expect]", "[expect]\nsucceded = 1"))
+    out = run_pytest(tmp_path, "scenarios/typo.toml", "--harness-dsn", admin_dsn)
+    assert out.returncode == 2 and "succeded" in out.stdout, out.stdout + out.stderr
 
 
 def test_the_fixtures_in_a_teams_own_test(admin_dsn, tmp_path):
