@@ -115,6 +115,8 @@ def test_odd_and_huge_bodies_are_refused_before_anything_changes(db, world, conn
     topup_cases = {
         "right-to-left override": "x\u202eexe.txt",
         "line separator": "a\u2028b",
+        "zero-width space": "star\u200bter",
+        "C1 control": "a\x85b",
         "control character": "a\x07",
         "empty": "",
     }
@@ -133,6 +135,14 @@ def test_odd_and_huge_bodies_are_refused_before_anything_changes(db, world, conn
             )
             got[name] = (r.status_code, r.json()["code"])
             want[name] = (422, "invalid_request")
+        # A lone surrogate is valid JSON but no text PostgreSQL can store.
+        r = httpx.post(
+            url + contract.TOPUP,
+            content='{"amount": "5.00", "package": "\\ud800", "payment_reference": "s"}',
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        got["lone surrogate"] = (r.status_code, r.json()["code"])
+        want["lone surrogate"] = (422, "invalid_request")
         bad_refs = ["a\nb", "é", "x" * (contract.MAX_KEY_LENGTH + 1)]
         for ref in bad_refs:
             r = httpx.post(

@@ -42,7 +42,7 @@ from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,8 +62,15 @@ APPLICATION_NAME = "harness-serve"
 DEFAULT_POOL_SIZE = 20
 MONEY_PATTERN = r"^\d{1,8}(\.\d{1,2})?$"
 Money = Annotated[str, Field(pattern=MONEY_PATTERN, examples=["9.30"])]
-# Text the database stores: no control characters (PostgreSQL text holds no NUL byte).
-PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# Text the database stores and an email shows: no control character (PostgreSQL text holds
+# no NUL byte), and none of the invisible ones that disguise text (soft hyphen, zero-width
+# characters, bidirectional overrides, line and paragraph separators, byte order mark). A
+# pattern rather than a validator, so that schema-driven clients generate what the route
+# really accepts.
+PRINTABLE_PATTERN = (
+    r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    r"\ufeff\ufff9-\ufffb]+$"
+)
 
 
 def default_limits() -> Limits:
@@ -126,15 +133,6 @@ class TopUpIn(BaseModel):
         description="the payment provider's reference (printable ASCII); a second top-up "
         "with the same reference adds nothing and answers the first one's balance",
     )
-
-    @field_validator("package")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        # The package name goes into the buyer's email: no control, format or separator
-        # character (a right-to-left override, a line separator) that would disguise it.
-        if not value.isprintable():
-            raise ValueError("the package name must be printable text")
-        return value
 
 
 class PurchaseOut(BaseModel):
