@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
@@ -376,14 +374,6 @@ def test_serve_without_dsn_drops_its_scratch_database_when_stopped(admin_dsn, tm
             conn, "SELECT count(*) FROM pg_database WHERE datname = %s", (name,)
         )
     assert any("development secret: HARNESS_JWT_SECRET=" in x for x in proc.output)
-
-
-def test_the_server_module_runs_without_the_command_line():
-    """`python -m harness serve` is what ServeProcess starts: the module entry exists."""
-    out = subprocess.run(
-        [sys.executable, "-m", "harness", "serve", "--help"], capture_output=True, text=True
-    )
-    assert out.returncode == 0 and "--issue-token" in out.stdout
 
 
 def test_a_top_up_credits_a_payment_reference_once_and_emails_once(serve, world, conn):
