@@ -194,6 +194,27 @@ def output_dir(text: str) -> str:
     return str(path)
 
 
+MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+
+
+def secret(text: str) -> str:
+    """A signing secret long enough for HS256."""
+    if len(text.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"a JWT secret needs at least {MIN_SECRET_BYTES} bytes for HS256 "
+            f"(this one has {len(text.encode())})"
+        )
+    return text
+
+
+def url(text: str) -> str:
+    """An http(s) base URL, without a trailing slash."""
+    text = text.strip()
+    if not text.startswith(("http://", "https://")) or len(text.split("//", 1)[1]) == 0:
+        raise ValueError(f"not an http(s) URL: {text!r}")
+    return text.rstrip("/")
+
+
 def input_path(text: str) -> str:
     text = plausible(text)
     try:
@@ -303,6 +324,12 @@ declare("HARNESS_VERIFY_JUNIT", output_path, "write a JUnit XML report here", gr
 declare(
     "HARNESS_VERIFY_SEED", values.whole(0, 2**63 - 1), "seed of every random choice", 0, group=V
 )
+declare(
+    "HARNESS_VERIFY_HTTP",
+    url,
+    "a running application: the http checks drive it (its database is --dsn)",
+    group=V,
+)
 declare("HARNESS_VERIFY_KEEP", values.flag, "leave the scratch databases", False, group=V)
 declare("HARNESS_VERIFY_JOBS", values.whole(1, 32), "checks run at once", 3, group=V)
 declare(
@@ -401,6 +428,30 @@ declare(
     group=G,
 )
 declare("HARNESS_GATE_JOBS", values.whole(1, 32), "verify checks run at once", 3, group=G)
+declare(
+    "HARNESS_GATE_TESTS",
+    values.text,
+    "the team's test command for items 1 and 3 (its exit code and JUnit file decide)",
+    group=G,
+)
+declare(
+    "HARNESS_GATE_API_DOCS",
+    values.text,
+    "the team's API documentation (a file or directory) item 6 checks",
+    group=G,
+)
+declare(
+    "HARNESS_GATE_USER_DOCS",
+    values.text,
+    "the team's user documentation (a file or directory) item 7 checks",
+    group=G,
+)
+declare(
+    "HARNESS_GATE_TARGET",
+    url,
+    "the deployed application: item 9 drives it over HTTP with the scenario",
+    group=G,
+)
 declare("HARNESS_GATE_MARKDOWN", output_path, "write a Markdown report here", group=G)
 declare("HARNESS_GATE_JUNIT", output_path, "write a JUnit XML report here", group=G)
 declare("HARNESS_GATE_JSON", output_path, "write the JSON report here", group=G)
@@ -410,6 +461,46 @@ declare(
     "set by the gate for the pytest it runs, so the suite does not run a gate inside a gate",
     False,
     group=G,
+)
+
+S = "serve"
+declare(
+    "HARNESS_JWT_SECRET",
+    secret,
+    "the HS256 secret bearer tokens are signed with (at least 32 bytes); set but empty is an error",
+    blank="error",
+    group=S,
+    secret=True,
+)
+declare(
+    "HARNESS_SERVE_HOST",
+    values.text,
+    "the address `harness serve` listens on",
+    "127.0.0.1",
+    group=S,
+)
+declare("HARNESS_SERVE_PORT", values.whole(0, 65535), "its port (0: any free port)", 8000, group=S)
+declare("HARNESS_SERVE_WORKERS", values.whole(1, 64), "its server worker processes", 1, group=S)
+declare(
+    "HARNESS_SERVE_POOL_SIZE",
+    values.whole(1, 500),
+    "database connections of each server worker",
+    20,
+    group=S,
+)
+declare(
+    "HARNESS_RATE_LIMIT_PURCHASE",
+    values.whole(0, 1_000_000),
+    "purchases per user per minute (0: no limit)",
+    MARKETPLACE_CONFIG["RATE_LIMIT_PURCHASE"],
+    group=S,
+)
+declare(
+    "HARNESS_RATE_LIMIT_CREDITS",
+    values.whole(0, 1_000_000),
+    "top-ups per user per minute (0: no limit)",
+    MARKETPLACE_CONFIG["RATE_LIMIT_CREDITS"],
+    group=S,
 )
 
 L = "load and bench"
@@ -433,6 +524,18 @@ declare(
     "HARNESS_LOAD_FLOW",
     values.text,
     "atomic, stepwise, legacy, direct, or weights like atomic=2,direct=1",
+    group=L,
+)
+declare(
+    "HARNESS_LOAD_TARGET",
+    url,
+    "an application implementing the purchase route: `harness load` drives it over HTTP",
+    group=L,
+)
+declare(
+    "HARNESS_LOAD_RUN",
+    values.text,
+    "the name prefix of one HTTP load run's workspaces and leads (set by `harness load`)",
     group=L,
 )
 declare("HARNESS_LOAD_JSON", output_path, "write the load's JSON report here", group=L)
@@ -546,5 +649,7 @@ __all__ = [
     "output_path",
     "plausible",
     "read",
+    "secret",
     "table",
+    "url",
 ]

@@ -41,40 +41,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg.waiting
+from harness.drivers import load
 
-
-def cooperative_wait_problem() -> str | None:
-    """Why psycopg would block the whole process under gevent, or None when it will not."""
-    try:
-        import gevent.monkey
-    except ImportError:
-        return "gevent is not installed"
-    if not gevent.monkey.is_module_patched("select"):
-        return "gevent has not patched the standard library (import locust first)"
-    waiting = psycopg.waiting
-    c_wait = getattr(waiting, "wait_c", None)
-    if c_wait is not None and waiting.wait is c_wait:
-        return (
-            "psycopg was imported before gevent patched the standard library: it uses its "
-            "C wait function, which blocks every greenlet (import locust before psycopg)"
-        )
-    import selectors
-
-    if waiting.DefaultSelector is not selectors.DefaultSelector:
-        return (
-            "psycopg was imported before gevent patched selectors: connecting would block "
-            "every greenlet (import locust before psycopg)"
-        )
-    return None
-
-
-_problem = cooperative_wait_problem()
+# The check lives with the load driver, shared with http_locustfile.py.
+_problem = load.cooperative_wait_problem()
 if _problem:
     sys.exit(f"locustfile: refusing to run: {_problem}")
 
 from harness import env
-from harness.drivers import load
 
 log = logging.getLogger("harness.drivers.load")
 

@@ -196,6 +196,8 @@ def fenced(tmp_path, monkeypatch):
     for name in env.VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HARNESS_STATE_DIR", str(shared))
+    # A fuzzed report path (--json 28) is written relative to here, not into the checkout.
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.mark.parametrize("command", sorted(PARSERS))

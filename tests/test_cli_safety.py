@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,8 @@ READERS: dict[str, list[str]] = {
     "HARNESS_LOAD_LEADS_PER_PURCHASE": ["load", "--dsn", UNREACHABLE],
     "HARNESS_LOAD_THINK_MS": ["load", "--dsn", UNREACHABLE],
     "HARNESS_LOAD_KEEP_LOGS": ["load", "--dsn", UNREACHABLE],
+    "HARNESS_LOAD_RUN": ["load", "--dsn", UNREACHABLE],
+    "HARNESS_JWT_SECRET": ["serve", "--issue-token", str(uuid.uuid4()), str(uuid.uuid4())],
 }
 # Read by the test suite itself, not by a harness command.
 SUITE_ONLY = {"HARNESS_TEST_DSN", "HARNESS_FUZZ_EXAMPLES"}

@@ -32,7 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("outbox", ("harness.outbox",)),
     ("money", ("harness.money",)),
     ("testing", ("harness.testing",)),
-    ("drivers", ("harness.drivers",)),
+    # The pytest plugin drives scenarios and serves the app: a driver, over money.
+    ("drivers", ("harness.drivers", "harness.pytest_plugin")),
     ("proofs", ("harness.proofs",)),
     ("cli", ("harness.cli", "harness.__main__")),
 ]
@@ -112,6 +113,7 @@ def test_the_layer_check_catches_a_library_module_importing_the_cli(tmp_path):
         ("harness.money.service", "money"),
         ("harness.proofs.verify.checks.rollback", "proofs"),
         ("harness.cli.common", "cli"),
+        ("harness.pytest_plugin", "drivers"),
     ],
 )
 def test_modules_map_to_their_layer(module, layer):

@@ -4,13 +4,18 @@ the project's own migrations."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 from conftest import ROOT
 from test_verify import validate_json_report, validate_junit_report
 
+from harness import db as database
 from harness.cli import cli
+from harness.db.migrations import migrate
+from harness.drivers.serve.app import AppConfig
+from harness.drivers.serve.server import running
 from harness.proofs.variants import all_variants
 from harness.proofs.verify.checks import model as model_checks
 
@@ -34,6 +39,23 @@ def run_verify(admin_dsn, tmp_path, *args: str) -> tuple[int, dict]:
     return code, report
 
 
+SECRET = "b" * 40
+
+
+@contextlib.contextmanager
+def application(admin_dsn, monkeypatch, dirs, only):
+    """For examples whose checks include http ones: `harness serve`'s application on a
+    database migrated with the example, and the options that point verify at it."""
+    if not any(o.startswith("http") for o in only.split(",")):
+        yield ["--dsn", admin_dsn]
+        return
+    with database.scratch_database(admin_dsn, prefix="harness_test_app") as dsn:
+        migrate(dsn, dirs)
+        monkeypatch.setenv("HARNESS_JWT_SECRET", SECRET)
+        with running(AppConfig(dsn=dsn, secret=SECRET)) as url:
+            yield ["--dsn", dsn, "--http", url]
+
+
 @pytest.mark.parametrize("example", sorted(BROKEN))
 def test_verify_fails_on_a_broken_migration_with_the_named_checks(
     admin_dsn, tmp_path, monkeypatch, example
@@ -41,16 +63,19 @@ def test_verify_fails_on_a_broken_migration_with_the_named_checks(
     only, must_fail = BROKEN[example]
     # model.lifecycle shrinks what it finds for about 10 s; failing is what counts here.
     monkeypatch.setattr(model_checks, "SHRINK_SECONDS", 1.0)
-    code, report = run_verify(
-        admin_dsn,
-        tmp_path,
-        "--migrations",
-        str(ROOT / "migrations"),
-        "--migrations",
-        str(EXAMPLES / example),
-        "--only",
-        only,
-    )
+    dirs = [str(ROOT / "migrations"), str(EXAMPLES / example)]
+    with application(admin_dsn, monkeypatch, dirs, only) as target:
+        code, report = run_verify(
+            target[1],
+            tmp_path,
+            *target[2:],
+            "--migrations",
+            dirs[0],
+            "--migrations",
+            dirs[1],
+            "--only",
+            only,
+        )
     failed = {c["id"] for c in report["checks"] if c["status"] == "failed"}
     assert code == 1
     assert report["ok"] is False

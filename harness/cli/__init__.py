@@ -29,7 +29,7 @@ PROG = "harness"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness.cli import deploy, load, migrations, money, outbox, scenarios, verify
+    from harness.cli import deploy, load, migrations, money, outbox, scenarios, serve, verify
     from harness.cli.common import Parser
 
     parser = Parser(
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Each module adds its commands with ``register(subparsers)``, in the order of --help.
-    for module in (migrations, verify, deploy, scenarios, money, outbox, load):
+    for module in (migrations, verify, deploy, scenarios, money, outbox, load, serve):
         module.register(sub)
     return parser
 

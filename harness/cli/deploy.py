@@ -39,6 +39,11 @@ class GateSettings(Target):
     markdown: str | None = None
     junit: str | None = None
     json: str | None = None
+    tests: str | None = None
+    tests_junit: str | None = None
+    api_docs: str | None = None
+    user_docs: str | None = None
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,20 @@ def run_gate(s: GateSettings) -> int:
         jobs=s.jobs,
         pytest_args=list(s.pytest_arg or ()),
         commands=cli_commands(build_parser()),
+        tests=s.tests,
+        tests_junit=s.tests_junit,
+        api_docs=s.api_docs,
+        user_docs=s.user_docs,
+        target=s.target,
+        secret=env.read("HARNESS_JWT_SECRET") if s.target else None,
     )
+    if s.target and not s.dsn:
+        raise UsageError(
+            "--target needs --dsn, the deployed application's database: item 9 writes its "
+            "scenario's world there and reads the outcome back"
+        )
+    if s.target and not opts.secret:
+        raise UsageError("--target: HARNESS_JWT_SECRET must hold the application's secret")
     if opts.only:
         gate.check_items(opts.only)
     env.read(gate.GATE_ENV)  # read by the gate inside; a bad value stops it here
@@ -215,6 +233,47 @@ def register(sub: Any) -> None:
         help="write a JUnit XML report here",
     )
     add(p, "--json", metavar="OUT", env_var="HARNESS_GATE_JSON", help="write the JSON report here")
+    team = p.add_argument_group("the team's deployment")
+    add(
+        team,
+        "--tests",
+        metavar="CMD",
+        env_var="HARNESS_GATE_TESTS",
+        help="the team's test command, run in a shell here, for items 1 and 3: its exit code "
+        "and its JUnit file decide (a pytest command gets --junitxml added); default: the "
+        "harness's own pytest inside its checkout, MANUAL elsewhere",
+    )
+    add(
+        team,
+        "--tests-junit",
+        metavar="FILE",
+        help="the JUnit file --tests writes (for a command that is not pytest)",
+    )
+    add(
+        team,
+        "--api-docs",
+        metavar="PATH",
+        env_var="HARNESS_GATE_API_DOCS",
+        help="the team's API documentation (file or directory) item 6 checks for every "
+        "route of the app's /openapi.json and every error code; default MANUAL outside "
+        "the harness's checkout",
+    )
+    add(
+        team,
+        "--user-docs",
+        metavar="PATH",
+        env_var="HARNESS_GATE_USER_DOCS",
+        help="the team's user documentation item 7 checks for the text of every error code",
+    )
+    add(
+        team,
+        "--target",
+        metavar="URL",
+        env_var="HARNESS_GATE_TARGET",
+        help="the deployed application: item 9 drives it over HTTP with the scenario "
+        "(default full-flow.toml) and item 4 races it; needs --dsn (its database) and "
+        "HARNESS_JWT_SECRET",
+    )
 
     p = command(
         sub,

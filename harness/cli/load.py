@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from harness import db, env
-from harness.cli.common import Target, add, command, database, note, say, write_text
+from harness.cli.common import Target, add, announce, command, database, note, say, write_text
 from harness.db.migrations import migrate
+from harness.db.servers import Server
 from harness.drivers import bench, bench_report, load, queue_bench
+from harness.drivers.serve import tokens
+from harness.drivers.serve.server import ServeProcess
+from harness.errors import UsageError
 from harness.money.invariants import summary
 from harness.values import duration, number, whole
 
@@ -29,6 +35,8 @@ class LoadSettings(Target):
     html: str | None = None
     keep: bool = False
     locustfile: str | None = None
+    target: str | None = None
+    http: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,12 +62,15 @@ LOCUSTFILE_VARIABLES = (
     "HARNESS_LOAD_LEADS_PER_PURCHASE",
     "HARNESS_LOAD_THINK_MS",
     "HARNESS_APP_URL",
+    "HARNESS_LOAD_RUN",
 )
 
 
 def run_load(s: LoadSettings) -> int:
     for name in LOCUSTFILE_VARIABLES:
         env.read(name)
+    if s.target or s.http:
+        return run_http_load(s)
     ds = load.load_dataset(s.scenario)
     flow_spec = (
         s.flow
@@ -91,6 +102,85 @@ def run_load(s: LoadSettings) -> int:
         violations = load.check(dsn)
         raw["server_version"] = db.server_version(dsn)
 
+    return _judge(s, raw, violations, flow_spec, ds.name)
+
+
+def _options(s: LoadSettings) -> load.LoadOptions:
+    return load.LoadOptions(
+        users=s.users,
+        duration=s.duration,
+        spawn_rate=s.spawn_rate,
+        processes=s.processes,
+        html=s.html,
+        locustfile=Path(s.locustfile) if s.locustfile else None,
+        keep_logs=bool(env.read("HARNESS_LOAD_KEEP_LOGS")),
+    )
+
+
+def run_http_load(s: LoadSettings) -> int:
+    """Locust's HTTP users against --target (whose database is --dsn), or against a
+    `harness serve` started here on a scratch database (--http)."""
+    if s.target and s.http:
+        raise UsageError("--target and --http: give one (--http starts harness serve itself)")
+    if s.flow:
+        raise UsageError("--flow applies to the database load; over HTTP the server's flow runs")
+    ds = load.load_dataset(s.scenario)
+    per = load.leads_per_purchase(ds)
+    opts = _options(s)
+    run = f"load-{secrets.token_hex(3)}-"
+    if s.target:
+        if not s.dsn:
+            raise UsageError(
+                "--target needs --dsn, the application's database: the load seeds its "
+                "buyers and leads there and checks the invariants there afterwards"
+            )
+        secret = env.read("HARNESS_JWT_SECRET")
+        if not secret:
+            raise UsageError("--target: HARNESS_JWT_SECRET must hold the application's secret")
+        announce(Server(dsn=s.dsn, provider="dsn"), f"load --target (seeding {run}* into)")
+        load.seed_http(s.dsn, ds, run)
+        http = load.HttpRun(url=s.target, secret=str(secret), run=run)
+        raw = load.run_load(s.dsn, opts, "the application's", per, note=note, http=http)
+        violations = load.check(s.dsn)
+        raw["server_version"] = db.server_version(s.dsn)
+        return _judge(s, raw, violations, "the application's", ds.name, target=s.target)
+    secret = tokens.new_secret()
+    flow = str(env.read("HARNESS_PURCHASE_FLOW"))
+    with (
+        database(s, writes="load --http (a scratch database next to)") as srv,
+        db.scratch_database(srv.dsn, prefix="harness_load", keep=s.keep) as dsn,
+    ):
+        note(f"load: database {db.dbname_of(dsn)} on {srv.provider}; migrating, seeding {ds.name}")
+        migrate(dsn, s.migration_dirs)
+        load.seed_http(dsn, ds, run)
+        # The load measures the purchase path, not the limiter (tested on its own): the
+        # server it starts has no rate limit, and a pool as wide as the users.
+        args = ["--port", "0", "--pool-size", str(min(max(s.users, 20), 200))]
+        args += ["--rate-limit-purchase", "0", "--rate-limit-credits", "0"]
+        # The DSN (a throwaway server's carries its password) and the secret travel in the
+        # child's environment, not on its command line where any local user could read them.
+        child = {**os.environ, "HARNESS_DSN": dsn, "HARNESS_JWT_SECRET": secret}
+        if s.migration_dirs:  # the same set, so the server finds nothing left to apply
+            child["HARNESS_MIGRATIONS"] = os.pathsep.join(s.migration_dirs)
+        with ServeProcess(args, env=child) as server:
+            note(f"load: harness serve at {server.url} (flow {flow})")
+            http = load.HttpRun(
+                url=server.url, secret=secret, run=run, application=load.SERVE_APPLICATION
+            )
+            raw = load.run_load(dsn, opts, flow, per, note=note, http=http)
+        violations = load.check(dsn)
+        raw["server_version"] = db.server_version(dsn)
+    return _judge(s, raw, violations, flow, ds.name, target="harness serve (--http)")
+
+
+def _judge(
+    s: LoadSettings,
+    raw: dict[str, Any],
+    violations: list[Any],
+    flow_spec: str,
+    dataset: str,
+    target: str | None = None,
+) -> int:
     needed = s.users / 2
     concurrent = raw["peak_in_flight"] >= needed
     report = {
@@ -107,12 +197,20 @@ def run_load(s: LoadSettings) -> int:
         "processes": s.processes or 1,
         "flow": flow_spec,
         "duration": f"{s.duration.total_seconds():g}s",
-        "dataset": ds.name,
+        "dataset": dataset,
         "mean_in_flight": raw["mean_in_flight"],
         "peak_waiting_on_lock": raw["peak_waiting_on_lock"],
         "in_flight_samples": raw["samples"],
         "server_version": raw["server_version"],
     }
+    if target is not None:
+        report["target"] = target
+        report["endpoints"] = raw.get("endpoints", {})
+        statuses: dict[str, int] = {}
+        for e in report["endpoints"].values():
+            for code, n in e["statuses"].items():
+                statuses[code] = statuses.get(code, 0) + n
+        report["http_statuses"] = dict(sorted(statuses.items()))
     if s.json:
         write_text(s.json, json.dumps(report, indent=2, default=str) + "\n")
     _print_load(report)
@@ -133,11 +231,20 @@ def run_load(s: LoadSettings) -> int:
 
 def _print_load(r: dict[str, Any]) -> None:
     lat = r["latency_ms"]
+    what = "requests" if "target" in r else "purchases"
     say(
-        f"{r['requests']} purchases in {r['duration']} ({r['rps']} per second), "
+        f"{r['requests']} {what} in {r['duration']} ({r['rps']} per second), "
         f"{r['users']} users, flow {r['flow']}, PostgreSQL {r['server_version']}"
     )
     say(f"latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}")
+    if "target" in r:
+        say(f"over HTTP: {r['target']}; statuses {r['http_statuses']}")
+        for name, e in r["endpoints"].items():
+            el = e["latency_ms"]
+            say(
+                f"  {name:48} {e['requests']:8}  p50 {el['p50']}  p95 {el['p95']}  "
+                f"p99 {el['p99']}  {e['statuses']}"
+            )
     for name, o in r["outcomes"].items():
         ol = o["latency_ms"]
         mark = "FAIL" if o["failures"] else "ok"
@@ -274,6 +381,23 @@ def register(sub: Any) -> None:
         "--locustfile",
         env_var="HARNESS_LOCUSTFILE",
         help="a locustfile of your own (default the packaged one)",
+    )
+    g = p.add_argument_group("over HTTP")
+    add(
+        g,
+        "--target",
+        metavar="URL",
+        env_var="HARNESS_LOAD_TARGET",
+        help="buy over HTTP from this application (the purchase route's contract); --dsn is "
+        "its database (seeded under a run prefix, checked afterwards); its token secret is "
+        "HARNESS_JWT_SECRET",
+    )
+    add(
+        g,
+        "--http",
+        action="store_true",
+        default=False,
+        help="start harness serve on the scratch database and buy over HTTP from it",
     )
 
     runs = bench.RUNS

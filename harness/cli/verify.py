@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import env
 from harness.cli.common import (
     Target,
     add,
+    announce,
     command,
     database,
     note,
@@ -19,7 +21,10 @@ from harness.cli.common import (
     say,
     write_text,
 )
+from harness.db.servers import Server
+from harness.errors import UsageError
 from harness.proofs.verify import report as reports
+from harness.proofs.verify.context import HttpTarget
 from harness.proofs.verify.runner import DEFAULT_JOBS, CheckResult, run_suite
 from harness.values import whole
 
@@ -39,6 +44,34 @@ class VerifySettings(Target):
     jobs: int = DEFAULT_JOBS
     flow: str | None = None
     save_failures: str | None = None
+    http: str | None = None
+
+
+def http_target(s: VerifySettings) -> HttpTarget | None:
+    """The application --http names: its database is --dsn, else the one a `harness serve`
+    listening on that URL recorded; its token secret is HARNESS_JWT_SECRET."""
+    if s.http is None:
+        if s.only and any(o == "http" or o.startswith("http.") for o in s.only):
+            raise UsageError("--only http: the http checks need --http URL (a running app)")
+        return None
+    from harness.cli.serve import serve_state
+
+    dsn = s.dsn
+    if dsn is None:
+        state = serve_state(s.http)
+        if state is None:
+            raise UsageError(
+                f"--http {s.http}: give --dsn, the application's database (no `harness "
+                "serve` recorded one for that URL)"
+            )
+        dsn = str(state["dsn"])
+    secret = env.read("HARNESS_JWT_SECRET")
+    if not secret:
+        raise UsageError(
+            "--http: HARNESS_JWT_SECRET must hold the application's token secret, so that "
+            "the checks can sign in as the members they create"
+        )
+    return HttpTarget(url=s.http, dsn=dsn, secret=str(secret))
 
 
 def run_verify(s: VerifySettings) -> int:
@@ -51,6 +84,10 @@ def run_verify(s: VerifySettings) -> int:
             line += f": {' '.join(result.detail.split())[:160]}"
         note(("\r\x1b[K" if tty else "") + line)
 
+    http = http_target(s)
+    if http is not None:
+        # The http checks build workspaces and leads of their own in the app's database.
+        announce(Server(dsn=http.dsn, provider="dsn"), "verify --http (its own workspaces in)")
     with database(s, writes="verify (scratch databases next to)") as srv:
         report = run_suite(
             srv.dsn,
@@ -62,6 +99,7 @@ def run_verify(s: VerifySettings) -> int:
             jobs=s.jobs,
             purchase_flow=s.flow,
             save_failures=Path(s.save_failures) if s.save_failures else None,
+            http=http,
             on_result=on_result,
             on_note=note,
         )
@@ -94,7 +132,9 @@ def register(sub: Any) -> None:
         description="Migrate a scratch database with the migration set, then run every "
         "check against clones of it: contract, input, concurrency, faults, queue, model, "
         "security, invariants, rollback, migrations. With --dsn only scratch databases "
-        "harness_verify_* are written, and dropped afterwards.",
+        "harness_verify_* are written, and dropped afterwards. With --http URL the http "
+        "checks drive that running application too, building their own workspaces and "
+        "leads in its database (--dsn, or the one `harness serve` recorded for URL).",
         epilog=EXIT_HELP,
     )
     add(
@@ -127,6 +167,14 @@ def register(sub: Any) -> None:
         action="store_true",
         env_var="HARNESS_VERIFY_KEEP",
         help="leave the scratch databases for inspection",
+    )
+    add(
+        p,
+        "--http",
+        metavar="URL",
+        env_var="HARNESS_VERIFY_HTTP",
+        help="a running application implementing the purchase route: run the http checks "
+        "against it (its database: --dsn; its token secret: HARNESS_JWT_SECRET)",
     )
     add(
         p,

@@ -6,9 +6,11 @@ file's workspaces, partners and leads, or the built-in one), runs
 the load's open transactions in ``pg_stat_activity``, and reports throughput, latency per
 outcome, unexpected errors, the peak of in-flight transactions, and every broken invariant.
 
-The Locust side (:class:`Plan`, :class:`Buyer`, :func:`seed_if_empty`, :func:`check`) lives
-here too, so the locustfile stays a thin Locust adapter. This module never imports locust
-or gevent: the locustfile imports them first, then this module.
+The Locust side (:class:`Plan`, :class:`Buyer`, :func:`seed_if_empty`, :func:`check`, and
+:class:`HttpPlan` for ``loadtests/http_locustfile.py``, which buys over HTTP from an
+application implementing the purchase route) lives here too, so the locustfiles stay thin
+Locust adapters. This module never imports locust, and gevent only inside
+:func:`cooperative_wait_problem`: the locustfiles import locust first, then this module.
 """
 
 from __future__ import annotations
@@ -289,9 +291,17 @@ def wait_for_load_sessions_to_end(dsn: str, timeout: float) -> bool:
 class InFlightSampler(threading.Thread):
     """Counts, as often as it can, the load users' sessions inside a transaction."""
 
-    def __init__(self, dsn: str, interval: float = SAMPLE_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        interval: float = SAMPLE_INTERVAL_S,
+        query: str = "in_flight",
+        params: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(name="in-flight-sampler", daemon=True)
         self.dsn = dsn
+        self.query = query
+        self.params = params
         self.interval = interval
         self.peak = 0
         self.peak_waiting_on_lock = 0
@@ -303,11 +313,11 @@ class InFlightSampler(threading.Thread):
         self.error: Exception | None = None
 
     def run(self) -> None:
-        q = db.query("load", "in_flight")
+        q = db.query("load", self.query)
         try:
             with db.connect(self.dsn, application_name="harness-sampler") as conn:
                 while not self._stop_event.is_set():
-                    row = conn.execute(q).fetchone()
+                    row = conn.execute(q, self.params).fetchone()
                     assert row is not None  # an aggregate answers one row
                     in_flight, waiting, connected = row
                     self.samples += 1
@@ -392,6 +402,123 @@ def read_failures(csv_prefix: Path) -> list[dict]:
         ]
 
 
+def summarize_endpoints(entries: list[dict]) -> dict[str, Any]:
+    """Per endpoint (``POST /api/marketplace/purchase``): requests, failures, the count of
+    each HTTP status, and latency percentiles over all its answers. The HTTP users name
+    each request ``<endpoint> [<status> <outcome>]``."""
+    merged: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        endpoint, _, tail = e["name"].partition(" [")
+        status = tail.split(" ", 1)[0].rstrip("]") or "?"
+        m = merged.setdefault(
+            endpoint, {"requests": 0, "failures": 0, "statuses": {}, "histogram": {}}
+        )
+        m["requests"] += e["num_requests"]
+        m["failures"] += e["num_failures"]
+        m["statuses"][status] = m["statuses"].get(status, 0) + e["num_requests"]
+        for k, v in e.get("response_times", {}).items():
+            m["histogram"][float(k)] = m["histogram"].get(float(k), 0) + int(v)
+    out = {}
+    for endpoint, m in sorted(merged.items()):
+        hist = m.pop("histogram")
+        m["statuses"] = dict(sorted(m["statuses"].items()))
+        m["latency_ms"] = {f"p{p}": percentile(hist, p) for p in (50, 95, 99)}
+        out[endpoint] = m
+    return out
+
+
+# -- over HTTP ------------------------------------------------------------------------------
+
+HTTP_LOCUSTFILE = "http_locustfile.py"
+SERVE_APPLICATION = "harness-serve"  # the application_name of harness serve's pool
+
+
+@dataclass(frozen=True)
+class HttpRun:
+    """An HTTP load: the application's URL, its token secret, the run's name prefix (its
+    workspaces and leads in the application's database), and the application_name of the
+    application's sessions (None: every client session of that database)."""
+
+    url: str
+    secret: str
+    run: str
+    application: str | None = None
+
+
+@dataclass
+class HttpPlan:
+    """What every HTTP user of one Locust process draws from: signed buyers and leads."""
+
+    buyers: list[tuple[UUID, UUID, str]]  # workspace, user, bearer token
+    leads: list[UUID]
+    leads_per_purchase: int = 1
+
+    @classmethod
+    def from_database(cls, dsn: str, run: str, secret: str) -> HttpPlan:
+        from harness.drivers.serve import tokens
+
+        per = env.read("HARNESS_LOAD_LEADS_PER_PURCHASE")
+        with db.connect(dsn) as conn:
+            pairs = [
+                (r["workspace_id"], r["user_id"])
+                for r in db.fetch_all(conn, "load", "http_buyers", {"prefix": run})
+            ]
+            leads = [r["id"] for r in db.fetch_all(conn, "load", "http_leads", {"prefix": run})]
+        if not pairs or len(leads) < per:
+            raise UsageError(f"{db.redact(dsn)} holds no buyers or leads of the load run {run!r}")
+        return cls([(w, u, tokens.issue(secret, w, u, 86400)) for w, u in pairs], leads, per)
+
+
+_HTTP_PLAN: HttpPlan | None = None
+
+
+def http_plan_for(_environment: object = None) -> HttpPlan:
+    """The process's HTTP plan, read once (HARNESS_DSN, HARNESS_LOAD_RUN, the secret)."""
+    global _HTTP_PLAN
+    if _HTTP_PLAN is None:
+        run, secret = env.read("HARNESS_LOAD_RUN"), env.read("HARNESS_JWT_SECRET")
+        if not run or not secret:
+            raise UsageError("the HTTP locustfile needs HARNESS_LOAD_RUN and HARNESS_JWT_SECRET")
+        _HTTP_PLAN = HttpPlan.from_database(dsn_from_env(), run, secret)
+    return _HTTP_PLAN
+
+
+def seed_http(dsn: str, scenario: Scenario, run: str) -> None:
+    """Seed the data set into the application's database under the run's prefix."""
+    from harness.drivers.serve.scenario import prefixed
+
+    seed(dsn, prefixed(scenario, run))
+
+
+def cooperative_wait_problem() -> str | None:
+    """Why psycopg would block a whole Locust process under gevent, or None: psycopg picks
+    its wait function when imported, and only a psycopg imported after gevent patched the
+    standard library waits cooperatively."""
+    import psycopg.waiting
+
+    try:
+        import gevent.monkey
+    except ImportError:
+        return "gevent is not installed"
+    if not gevent.monkey.is_module_patched("select"):
+        return "gevent has not patched the standard library (import locust first)"
+    waiting = psycopg.waiting
+    c_wait = getattr(waiting, "wait_c", None)
+    if c_wait is not None and waiting.wait is c_wait:
+        return (
+            "psycopg was imported before gevent patched the standard library: it uses its "
+            "C wait function, which blocks every greenlet (import locust before psycopg)"
+        )
+    import selectors
+
+    if waiting.DefaultSelector is not selectors.DefaultSelector:
+        return (
+            "psycopg was imported before gevent patched selectors: connecting would block "
+            "every greenlet (import locust before psycopg)"
+        )
+    return None
+
+
 # -- running Locust ----------------------------------------------------------------------
 
 
@@ -408,8 +535,9 @@ class LoadOptions:
     keep_logs: bool = False
 
 
-def locust_command(opts: LoadOptions, workdir: Path) -> list[str]:
-    locustfile = opts.locustfile or packaged.folder("loadtests") / "locustfile.py"
+def locust_command(opts: LoadOptions, workdir: Path, http: HttpRun | None = None) -> list[str]:
+    default = HTTP_LOCUSTFILE if http else "locustfile.py"
+    locustfile = opts.locustfile or packaged.folder("loadtests") / default
     cmd = [
         sys.executable,
         "-m",
@@ -431,6 +559,8 @@ def locust_command(opts: LoadOptions, workdir: Path) -> list[str]:
         "--csv",
         str(workdir / "stats"),
     ]
+    if http is not None:
+        cmd += ["--host", http.url]
     if opts.processes:
         cmd += ["--processes", str(opts.processes)]
     if opts.html:
@@ -444,8 +574,11 @@ def run_load(
     flow_spec: str,
     per: int,
     note: Callable[[str], None] = lambda _: None,
+    http: HttpRun | None = None,
 ) -> dict[str, Any]:
-    """Run Locust against ``dsn`` (already seeded) and return the report (no verdict yet)."""
+    """Run Locust against ``dsn`` (already seeded) and return the report (no verdict yet).
+    ``http``: drive the application at ``http.url`` (whose database is ``dsn``) with the
+    HTTP locustfile instead of the database directly."""
     workdir = Path(tempfile.mkdtemp(prefix="harness-load-"))
     environ = {
         **os.environ,
@@ -456,10 +589,16 @@ def run_load(
         "PYTHONUNBUFFERED": "1",
     }
     environ.pop("HARNESS_SCENARIO", None)
+    if http is not None:
+        environ.update(
+            HARNESS_LOAD_TARGET=http.url, HARNESS_JWT_SECRET=http.secret, HARNESS_LOAD_RUN=http.run
+        )
+        sampler = InFlightSampler(dsn, query="in_flight_app", params={"app": http.application})
+    else:
+        sampler = InFlightSampler(dsn)
     seconds = opts.duration.total_seconds()
-    sampler = InFlightSampler(dsn)
     log_path = workdir / "locust.log"
-    cmd = locust_command(opts, workdir)
+    cmd = locust_command(opts, workdir, http)
     note(
         f"load: {opts.users} users, flow {flow_spec}, {show_duration(opts.duration)}"
         + (f", {opts.processes} processes" if opts.processes else "")
@@ -496,7 +635,10 @@ def run_load(
         stats_path = workdir / "stats.json"
         if not stats_path.exists():
             raise UsageError(f"Locust failed (exit {proc.returncode}): {_tail(log_path)}")
-        report = summarize_stats(json.loads(stats_path.read_text()))
+        entries = json.loads(stats_path.read_text())
+        report = summarize_stats(entries)
+        if http is not None:
+            report["endpoints"] = summarize_endpoints(entries)
         report["errors"] = read_failures(workdir / "stats")
         report["locust_exit_code"] = proc.returncode
         report["peak_in_flight"] = sampler.peak
@@ -519,4 +661,16 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-__all__ = ["Buyer", "Plan", "check", "load_dataset", "run_load", "seed", "summarize_stats"]
+__all__ = [
+    "Buyer",
+    "HttpPlan",
+    "HttpRun",
+    "Plan",
+    "check",
+    "load_dataset",
+    "run_load",
+    "seed",
+    "seed_http",
+    "summarize_endpoints",
+    "summarize_stats",
+]

@@ -1,21 +1,29 @@
 """``harness gate``: the spec's Deployment Checklist, item by item and in its order, as a
 CI gate. Each item ends PASS, FAIL or MANUAL (cannot be decided here; the evidence says
-why), and the gate passes only when no item FAILs.
+why), and the gate passes only when no item FAILs. The harness's own tests and
+documentation are used only when the gate runs inside the harness's own checkout; a
+team's gate names its own with ``--tests``, ``--api-docs`` and ``--user-docs``.
 
 The checklist, and what proves each item:
 
-1. Run all existing tests: ``pytest`` over ``tests/`` in a subprocess, on the same server.
+1. Run all existing tests: the team's test command (``--tests CMD``: its exit code and its
+   JUnit file), or in the harness's own checkout its ``pytest`` over ``tests/``.
 2. Run new unit tests: verify's ``contract`` and ``input`` checks (purchase_with_credits
    and mark_leads_sold_batch, one call at a time: the spec's unit tests).
-3. Run integration tests: the end-to-end test modules of the same pytest run.
+3. Run integration tests: the end-to-end test modules (or classes) of the same run.
 4. Test race condition fix with concurrent requests: verify's ``concurrency`` checks.
 5. Test email queue: verify's ``queue`` checks.
-6. Update API documentation: the README and docs/ name every CLI command and check id.
-7. Update user documentation: the README and docs/ quote every error message the code
+6. Update API documentation: the team's API docs (``--api-docs PATH``) name every path of
+   the application's ``/openapi.json`` and every stable error code; in the harness's own
+   checkout, its README and docs/ name every CLI command and check id.
+7. Update user documentation: the team's user docs (``--user-docs PATH``) quote the text
+   users read for every error code; in the harness's own checkout, every message the code
    defines.
 8. Run database migrations on staging: with ``--dsn``, applied for real only with
    ``--apply``; otherwise rehearsed on a scratch database rebuilt to the target's schema.
-9. Test full flow on staging: a scenario in a scratch database on that server.
+9. Test full flow on staging: with ``--target URL``, a scenario driven over HTTP against
+   the deployed application (its world written into the target's database under a run
+   prefix); otherwise a scenario in a scratch database on that server.
 10. Rollback rehearsal (the spec's Rollback Plan): verify's ``rollback`` and
     ``migrations`` checks, and the list ``harness rollback --all --dry-run`` prints: every
     table and column each step drops, with the rows it holds on the target.
@@ -76,6 +84,9 @@ VERIFY_CATEGORIES = {
 # Test modules that drive a whole flow (the spec's integration test): by name.
 INTEGRATION_MODULES = re.compile(r"(scenario|service|flow|worker|e2e|integration|reconcile)")
 DEFAULT_SCENARIO = "emails.toml"  # of the packaged scenarios/
+DEFAULT_HTTP_SCENARIO = "full-flow.toml"  # over HTTP: no step a client cannot take
+DOC_SUFFIXES = (".md", ".rst", ".txt", ".html", ".adoc")
+HTTP_RACE_CHECKS = ("http.hot-wallet", "http.idempotency")
 
 
 @dataclass
@@ -128,6 +139,12 @@ class Options:
     jobs: int = 3
     pytest_args: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # the CLI's, for the docs items
+    tests: str | None = None  # the team's test command
+    tests_junit: str | None = None  # the JUnit file it writes
+    api_docs: str | None = None
+    user_docs: str | None = None
+    target: str | None = None  # the deployed application's URL
+    secret: str | None = None  # its token secret
 
 
 def check_items(only: list[str]) -> None:
@@ -175,6 +192,31 @@ def run_pytest(root: Path, dsn: str, extra: list[str]) -> PytestRun:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
         cases = _junit_cases(junit) if junit.exists() else []
+    return PytestRun(
+        proc.returncode, cases, time.perf_counter() - start, (proc.stdout + proc.stderr)[-2000:]
+    )
+
+
+def run_tests_command(command: str, junit: str | None, cwd: Path) -> PytestRun:
+    """The team's test command in a shell, in ``cwd``: its exit code and the cases of its
+    JUnit file (``junit``; for a pytest command without one, the gate adds
+    ``--junitxml``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(junit) if junit else None
+        words = command.split()
+        if (
+            report is None
+            and words
+            and (Path(words[0]).name == "pytest" or words[1:3] == ["-m", "pytest"])
+        ):
+            report = Path(tmp) / "tests.xml"
+            command = f"{command} --junitxml={report}"
+        if report is not None and report.exists():
+            report.unlink()  # never read an earlier run's file
+        env = os.environ | {GATE_ENV: "1"}
+        start = time.perf_counter()
+        proc = subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
+        cases = _junit_cases(report) if report is not None and report.exists() else []
     return PytestRun(
         proc.returncode, cases, time.perf_counter() - start, (proc.stdout + proc.stderr)[-2000:]
     )
@@ -270,6 +312,61 @@ def _docs_item(
     return "PASS", f"the documentation (README.md, docs/) mentions all {scope} the code defines"
 
 
+def team_documentation(path: str) -> str:
+    """A file, or every documentation file under a directory, as one text."""
+    root = Path(path)
+    if root.is_file():
+        return root.read_text(encoding="utf-8", errors="replace")
+    if not root.is_dir():
+        raise UsageError(f"no documentation at {path}")
+    files = sorted(p for p in root.rglob("*") if p.suffix in DOC_SUFFIXES and p.is_file())
+    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
+
+
+def exposed(target: str | None) -> tuple[list[str], list[str], str]:
+    """The routes and stable error codes the application exposes: every path of its
+    /openapi.json and the codes its error body enumerates (else the contract's), and
+    where they were read."""
+    from harness.drivers.serve import contract
+
+    codes = list(contract.ERRORS)
+    if target is None:
+        paths = [contract.PURCHASE, contract.PURCHASES, contract.DOWNLOAD, contract.TOPUP]
+        return paths, codes, "the purchase route's contract"
+    import httpx
+
+    try:
+        doc = httpx.get(target.rstrip("/") + contract.OPENAPI, timeout=30).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise HarnessError(f"cannot read {target}{contract.OPENAPI}: {exc}") from exc
+    paths = sorted(doc.get("paths", {}))
+    enum = doc.get("components", {}).get("schemas", {}).get("ErrorCode", {}).get("enum")
+    return paths, list(enum or codes), f"{target}{contract.OPENAPI}"
+
+
+def team_docs_item(key: str, path: str, target: str | None) -> tuple[str, str]:
+    """Item 6 (API docs name every route and code) or 7 (user docs quote what users read
+    for every code) on the team's own documentation."""
+    from harness.drivers.serve import contract
+
+    flat = " ".join(team_documentation(path).split())
+    paths, codes, source = exposed(target)
+    if key == "api-docs":
+        wanted = [f"route {p}" for p in paths if p not in flat]
+        wanted += [f"code {c}" for c in codes if c not in flat]
+        scope = f"{len(paths)} routes and {len(codes)} error codes of {source}"
+    else:
+        texts = {c: contract.ERRORS[c].message for c in codes if c in contract.ERRORS}
+        wanted = [f"{c}: {m!r}" for c, m in texts.items() if " ".join(m.split()) not in flat]
+        scope = f"the user-facing text of {len(texts)} error codes of {source}"
+    if wanted:
+        shown = "; ".join(wanted[:12]) + (
+            f"; and {len(wanted) - 12} more" if len(wanted) > 12 else ""
+        )
+        return "FAIL", f"{path} leaves out {len(wanted)} of {scope}: {shown}"
+    return "PASS", f"{path} names all {scope}"
+
+
 # -- 8: migrations on the target -----------------------------------------------------------
 
 
@@ -344,6 +441,25 @@ def migrations_item(
 # -- 9: full flow ----------------------------------------------------------------------------
 
 
+def http_flow_item(dsn: str, target: str, secret: str, scenario: str | None) -> tuple[str, str]:
+    """The scenario driven over HTTP against the deployed application."""
+    from harness.drivers.serve.scenario import run_http_scenario
+
+    path = Path(scenario) if scenario else packaged.folder("scenarios") / DEFAULT_HTTP_SCENARIO
+    result = run_http_scenario(target, dsn, secret, load_scenario(path))
+    peaks = [s.peak_in_flight for s in result.steps if s.peak_in_flight is not None]
+    facts = (
+        f"scenario {result.name} ({path.name}) over HTTP against {target}: "
+        f"{result.succeeded} purchases succeeded, every download answered its leads, "
+        f"balances { {k: str(v) for k, v in result.balances.items()} }, emails {result.emails}"
+        + (f", peak in flight {max(peaks)}" if peaks else "")
+    )
+    if result.ok:
+        return "PASS", facts
+    problems = list(result.mismatches) + [f"{v['name']}: {v['detail']}" for v in result.violations]
+    return "FAIL", f"{facts}; " + "; ".join(problems[:8])
+
+
 def flow_item(dsn: str, dirs: list[str] | None, scenario: str | None) -> tuple[str, str]:
     path = Path(scenario) if scenario else packaged.folder("scenarios") / DEFAULT_SCENARIO
     if not path.is_file():
@@ -393,6 +509,15 @@ def monitor_item(dsn: str, is_target: bool, baseline: str) -> tuple[str, str]:
 # -- the run --------------------------------------------------------------------------------
 
 
+def own_checkout() -> Path | None:
+    """The harness's own checkout when the gate runs inside it (its tests and docs are
+    then the ones to check); None anywhere else, an editable install included."""
+    root = packaged.source_checkout()
+    if root is None:
+        return None
+    return root if Path.cwd().resolve().is_relative_to(root.resolve()) else None
+
+
 def run_gate(
     dsn: str, provider: str, opts: Options, on_item: Callable[[Item], None] | None = None
 ) -> GateReport:
@@ -406,21 +531,25 @@ def run_gate(
     if opts.only:
         check_items(opts.only)
 
-    # One pytest run serves items 1 and 3; one verify run items 2, 4, 5 and 10.
+    # One test run serves items 1 and 3; one verify run items 2, 4, 5 and 10.
     run = None
-    root = packaged.source_checkout()
+    root = own_checkout()
     pytest_state = None
     if chosen & {"tests", "integration"}:
         if os.environ.get(GATE_ENV):
             pytest_state = (
                 f"not run: already inside a gate run ({GATE_ENV} is set), "
-                "the gate does not recurse into pytest"
+                "the gate does not recurse into the tests"
             )
         elif opts.skip_tests:
             pytest_state = "not run: --skip-tests"
+        elif opts.tests:
+            run = run_tests_command(opts.tests, opts.tests_junit, Path.cwd())
+            pytest_state = f"{run.seconds:.0f} s"
         elif root is None:
             pytest_state = (
-                "not run: outside the harness's own checkout (an installed package has no tests)"
+                "not run: outside the harness's own checkout; name the team's test "
+                "command with --tests CMD"
             )
         else:
             run = run_pytest(root, dsn, opts.pytest_args)
@@ -428,12 +557,18 @@ def run_gate(
     verify_results: dict[str, list] = {}
     wanted = sorted({c for k, cats in VERIFY_CATEGORIES.items() if k in chosen for c in cats})
     known = {c.category for c in all_checks()}
+    http = None
+    if opts.target and "race" in chosen and is_target and opts.secret:
+        # Item 4 also races the deployed application over HTTP.
+        from harness.proofs.verify.context import HttpTarget
+
+        http = HttpTarget(url=opts.target, dsn=dsn, secret=opts.secret)
     if wanted and known & set(wanted):
-        suite = run_suite(
-            dsn, provider, opts.dirs, only=sorted(known & set(wanted)), jobs=opts.jobs
-        )
+        only = sorted(known & set(wanted)) + (list(HTTP_RACE_CHECKS) if http else [])
+        suite = run_suite(dsn, provider, opts.dirs, only=only, jobs=opts.jobs, http=http)
         for r in suite.results:
-            verify_results.setdefault(r.category, []).append(r)
+            category = "concurrency" if r.category == "http" else r.category
+            verify_results.setdefault(category, []).append(r)
     gaps = documentation_gaps(opts.commands, root) if chosen & {"api-docs", "user-docs"} else {}
 
     for item in items:
@@ -487,16 +622,23 @@ def _decide(
 ) -> tuple[str, str]:
     if key == "tests":
         if run is None:
-            return "MANUAL", f"pytest {pytest_state}"
-        return _pytest_verdict(run, run.cases, f"over tests/ ({pytest_state})")
+            return "MANUAL", f"tests {pytest_state}"
+        if run.code == 5 and not run.cases:
+            return "MANUAL", f"tests {pytest_state}: no test was collected"
+        if opts.tests and not run.cases:
+            verdict = "PASS" if run.code == 0 else "FAIL"
+            tail = " ".join(run.output.split())[-300:]
+            return verdict, f"`{opts.tests}` exited {run.code} (no JUnit file to count): {tail}"
+        where = f"`{opts.tests}`" if opts.tests else "over tests/"
+        return _pytest_verdict(run, run.cases, f"{where} ({pytest_state})")
     if key == "integration":
         if run is None:
-            return "MANUAL", f"pytest {pytest_state}"
+            return "MANUAL", f"tests {pytest_state}"
         cases = [c for c in run.cases if INTEGRATION_MODULES.search(c["module"])]
         if not cases:
             return (
                 "MANUAL",
-                "no end-to-end test modules in tests/ (names with scenario, "
+                "no end-to-end test modules among the tests (names with scenario, "
                 "service, flow, worker, e2e, integration)",
             )
         modules = sorted({c["module"] for c in cases})
@@ -507,15 +649,27 @@ def _decide(
     if key in VERIFY_CATEGORIES:
         return _verify_item(key, verify_results, known)
     if key in ("api-docs", "user-docs"):
+        team = opts.api_docs if key == "api-docs" else opts.user_docs
+        if team:
+            return team_docs_item(key, team, opts.target)
         if root is None:
+            flag = "--api-docs" if key == "api-docs" else "--user-docs"
             return "MANUAL", (
-                "outside the harness's own checkout: its documentation is not here to check"
+                f"outside the harness's own checkout: name the team's documentation with "
+                f"{flag} PATH"
             )
         kinds = ("commands", "checks") if key == "api-docs" else ("messages",)
         return _docs_item(kinds, gaps, opts.commands)
     if key == "migrations":
         return migrations_item(dsn, is_target, opts.dirs, opts.apply)
     if key == "flow":
+        if opts.target:
+            if not is_target or not opts.secret:
+                return "MANUAL", (
+                    "--target needs --dsn (the application's database) and "
+                    "HARNESS_JWT_SECRET (its token secret) to drive a scenario over HTTP"
+                )
+            return http_flow_item(dsn, opts.target, opts.secret, opts.scenario)
         return flow_item(dsn, opts.dirs, opts.scenario)
     if key == "monitor":
         return monitor_item(dsn, is_target, opts.baseline)

@@ -41,3 +41,31 @@ SELECT count(*) AS purchases,
        coalesce(sum(total_leads), 0) AS leads_bought,
        coalesce(sum(credits_used), 0) AS credits_used
 FROM marketplace_purchases;
+
+-- name: in_flight_app
+-- Sessions of the application under an HTTP load inside a transaction: those named
+-- %(app)s, or (NULL) every client session of the database but the harness's own
+-- observers (this sampler, the progress line, the invariant check).
+SELECT count(*) FILTER (WHERE xact_start IS NOT NULL) AS in_flight,
+       count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting_on_lock,
+       count(*) AS connected
+FROM pg_stat_activity
+WHERE datname = current_database()
+  AND pid <> pg_backend_pid()
+  AND backend_type = 'client backend'
+  AND (application_name = %(app)s
+       OR (%(app)s::text IS NULL
+           AND application_name NOT IN ('harness-sampler', 'harness-progress',
+                                        'harness-check')));
+
+-- name: http_buyers
+-- The (workspace, member) pairs of one HTTP load run: workspaces named with its prefix.
+SELECT m.workspace_id, m.user_id
+FROM workspace_members m
+JOIN workspaces w ON w.id = m.workspace_id
+WHERE starts_with(w.name, %(prefix)s)
+ORDER BY m.workspace_id, m.user_id;
+
+-- name: http_leads
+-- The leads of one HTTP load run (their company carries the run's prefix).
+SELECT id FROM leads WHERE for_sale AND starts_with(company, %(prefix)s) ORDER BY id;

@@ -813,6 +813,12 @@ def _compare(scenario: Scenario, result: ScenarioResult) -> None:
         miss.append("invariants: expected violated, every invariant holds")
 
 
+def compare(scenario: Scenario, result: ScenarioResult) -> None:
+    """Add to ``result.mismatches`` every expectation of ``scenario`` it does not meet
+    (for runners that drive the steps another way, e.g. over HTTP)."""
+    _compare(scenario, result)
+
+
 def report(results: Sequence[ScenarioResult]) -> dict[str, Any]:
     """The JSON report: ``{"ok": bool, "scenarios": [...]}``."""
     return {"ok": all(r.ok for r in results), "scenarios": [r.as_dict() for r in results]}
@@ -824,6 +830,7 @@ __all__ = [
     "StepResult",
     "World",
     "check_capacity",
+    "compare",
     "expectation_mismatches",
     "report",
     "run_scenario",

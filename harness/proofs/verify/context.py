@@ -15,6 +15,17 @@ SCRATCH_PREFIX = "harness_verify"
 STATEMENT_TIMEOUT = "60s"
 
 
+@dataclass(frozen=True)
+class HttpTarget:
+    """A running application the ``http`` checks drive: its base URL, its database (where
+    the checks build their workspaces and leads, and judge the invariants), and the
+    secret its bearer tokens are signed with."""
+
+    url: str
+    dsn: str
+    secret: str
+
+
 class RunCancelled(Exception):
     """The run was interrupted: a check asked for a database or a connection after it
     was told to stop."""
@@ -46,6 +57,7 @@ class CheckContext:
     # failing sequence is written as a scenario file (--flow, --save-failures).
     purchase_flow: str | None = None
     save_failures: Path | None = None
+    http: HttpTarget | None = None
     _made: list[tuple[str, str, str, bool]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _current: threading.local = field(default_factory=threading.local, repr=False)

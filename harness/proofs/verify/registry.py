@@ -33,6 +33,7 @@ CHECK_MODULES: list[str] = [
     "harness.proofs.verify.checks.invariants",
     "harness.proofs.verify.checks.rollback",
     "harness.proofs.verify.checks.migrations",
+    "harness.proofs.verify.checks.http",
 ]
 
 ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*\.[a-z0-9][a-z0-9-]*")

@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import db
 from harness.db.migrations import Migrator
 from harness.errors import CannotRun, MigrationError
-from harness.proofs.verify.context import SCRATCH_PREFIX, CheckContext
+from harness.proofs.verify.context import SCRATCH_PREFIX, CheckContext, HttpTarget
 from harness.proofs.verify.registry import (
     Check,
     CheckFailed,
@@ -105,12 +105,14 @@ def run_suite(
     jobs: int = DEFAULT_JOBS,
     purchase_flow: str | None = None,
     save_failures: Path | None = None,
+    http: HttpTarget | None = None,
     on_start: Callable[[Check, int, int], None] | None = None,
     on_result: Callable[[CheckResult, int, int], None] | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> Report:
     """Migrate a scratch template with ``migration_dirs``, run the selected checks against
-    clones of it, drop every scratch database (unless ``keep``), and report."""
+    clones of it, drop every scratch database (unless ``keep``), and report. ``http``: the
+    running application the ``http`` checks drive (without it they are skipped)."""
     note = on_note or (lambda _msg: None)
     checks = select(all_checks(), only)
     started = time.perf_counter()
@@ -140,6 +142,7 @@ def run_suite(
             keep=keep,
             purchase_flow=purchase_flow,
             save_failures=save_failures,
+            http=http,
         )
         report = Report(provider, version, applied)
         results: dict[str, CheckResult] = {}
@@ -197,6 +200,18 @@ def run_suite(
         pool.shutdown()
         for chk in finals:
             finish(_started(chk, ctx, on_start, total))
+        if http is not None:
+            # A run that was given an application must judge it: an http check that did
+            # not run is an error there, never a pass.
+            for cid, r in results.items():
+                if r.category == "http" and r.status == "skipped":
+                    results[cid] = CheckResult(
+                        r.id,
+                        r.category,
+                        "error",
+                        f"not run although --http was given: {r.detail}",
+                        r.seconds,
+                    )
         report.results = [results[c.id] for c in checks]
         report.seconds = time.perf_counter() - started
         return report
