@@ -126,7 +126,8 @@ def test_every_purchase_has_one_ledger_entry_whoever_writes_it(conn, world):
         ("purchase", Decimal("-1.00")),
         ("refund", Decimal("1.00")),
     ]
-    assert check_invariants(conn) == []
+    # The purchase written by hand holds no reservation on purpose; only the ledger counts here.
+    assert [v for v in check_invariants(conn) if v.name != "purchase_reservations_mismatch"] == []
 
 
 def _lose_the_race(db, world, buy):
