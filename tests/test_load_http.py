@@ -31,8 +31,29 @@ def test_load_http_starts_harness_serve_and_reports_each_endpoint(admin_dsn, tmp
     purchase = report["endpoints"]["POST /api/marketplace/purchase"]
     assert purchase["requests"] > 0 and set(purchase["latency_ms"]) == {"p50", "p95", "p99"}
     assert "200" in purchase["statuses"] and "200" in report["http_statuses"]
-    assert report["peak_in_flight"] >= 4
+    # Concurrency over HTTP: the users' requests open together at the server (Locust's
+    # response times, by Little's law), and the server's transactions overlapping.
+    assert report["requests_open_mean"] >= 4 and report["peak_in_flight"] >= 2
     assert (tmp_path / "locust.html").exists()
+
+
+def test_load_http_fails_when_the_users_requests_were_not_open_together(
+    admin_dsn, tmp_path, monkeypatch, capsys
+):
+    """Users that mostly think leave the server idle: the load did not happen as asked,
+    and the command says so instead of passing."""
+    monkeypatch.setenv("HARNESS_LOAD_THINK_MS", "1500")
+    out = tmp_path / "load.json"
+    code = cli(
+        [
+            "load", "--http", "--dsn", admin_dsn, "--users", "4", "--duration", "4s",
+            "--json", str(out),
+        ]
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert code == 1 and not report["ok"], report
+    assert report["violations"] == [] and report["requests_open_mean"] < 2
+    assert "requests open at once on average (need 2" in capsys.readouterr().err
 
 
 def test_load_target_drives_a_running_application_and_checks_its_database(

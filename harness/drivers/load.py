@@ -362,8 +362,10 @@ def summarize_stats(entries: list[dict]) -> dict[str, Any]:
     outcomes: dict[str, Any] = {}
     overall: dict[float, int] = {}
     requests = failures = 0
+    busy_ms = 0.0  # the summed response times: request-milliseconds spent waiting
     start = end = None
     for e in entries:
+        busy_ms += float(e.get("total_response_time", 0))
         hist = {float(k): int(v) for k, v in e.get("response_times", {}).items()}
         for k, v in hist.items():
             overall[k] = overall.get(k, 0) + v
@@ -388,6 +390,8 @@ def summarize_stats(entries: list[dict]) -> dict[str, Any]:
         "rps": round(requests / elapsed, 1) if elapsed else 0.0,
         "outcomes": dict(sorted(outcomes.items())),
         "latency_ms": {f"p{p}": percentile(overall, p) for p in (50, 95, 99)},
+        # Little's law on the client: the mean number of requests open at once.
+        "requests_open_mean": round(busy_ms / 1000 / elapsed, 1) if elapsed else 0.0,
     }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from harness import db
 from harness.drivers.serve import contract, tokens
 from harness.money.invariants import check_invariants, summary
 from harness.proofs.verify.context import CheckContext, HttpTarget, q
@@ -34,6 +36,8 @@ HOT_WALLET_BALANCE = Decimal("10.00")
 HOT_WALLET_PRICE = Decimal("0.70")  # 14 affordable, 0.20 left: a stale read overdraws
 IDEMPOTENT_REQUESTS = 16
 ROUNDS = 3  # races retried until overlap is observed; any round with a problem fails
+GATE_SETTLE_S = 0.5  # the queue at a held row is taken as complete once this long unchanged
+GATE_MAX_S = 10.0  # and released after this long whatever its length
 SCHEMA_EXAMPLES = 40  # generated requests per operation
 STATEFUL_EXAMPLES = 25
 STATEFUL_STEPS = 6
@@ -97,11 +101,78 @@ def _race(
     return outcomes, max_overlap(spans), monitor.max_seen
 
 
+def _gated_race(
+    t: HttpTarget,
+    ctx: CheckContext,
+    ws: uuid.UUID,
+    n: int,
+    request: Callable[[httpx.Client, int], httpx.Response],
+) -> tuple[list[Any], int, int, int]:
+    """:func:`_race` with the workspace's credits row held meanwhile, as a purchase in
+    progress would hold it: every purchase that reaches its debit queues there, so once
+    the queue stops growing it is released and the queued debits run back to back. That
+    is the schedule that exposes a debit computed from a balance read before the lock
+    (each queued purchase read the same balance), which an HTTP server, too slow to keep
+    many transactions open at once, would otherwise reach only by luck. Also returns how
+    many sessions were waiting when the row was released."""
+    result: list[tuple[list[Any], int, int]] = []
+    racing = threading.Thread(target=lambda: result.append(_race(t, n, request)))
+    waiting = 0
+    with ctx.connect(t.dsn) as holder, ctx.connect(t.dsn) as watcher:
+        try:
+            with holder.transaction():  # its end is the release: the queued debits run
+                holder.execute(q("http", "hold-credits"), (ws,))
+                racing.start()
+                since = started = time.monotonic()
+                while racing.is_alive() and time.monotonic() - started < GATE_MAX_S:
+                    now = int(db.scalar(watcher, q("http", "waiting-on-lock")))
+                    if now != waiting:
+                        waiting, since = now, time.monotonic()
+                    elif waiting >= n or (
+                        waiting >= 2 and time.monotonic() - since >= GATE_SETTLE_S
+                    ):
+                        break
+                    time.sleep(0.01)
+        finally:
+            if racing.ident is not None:  # started: its requests end before the check does
+                racing.join()
+    outcomes, overlap, seen = result[0]
+    return outcomes, overlap, seen, waiting
+
+
+def _evidence_of_overspend(
+    answers: list[tuple[int, str, dict[str, Any]]],
+    outcomes: list[Any],
+    leads: list[uuid.UUID],
+    allowed: int,
+) -> str:
+    """The requests that show it: two purchases answered with the same credits remaining
+    (each debited the same balance), else the first purchase beyond the affordable."""
+    bought = [i for i, (_, kind, _) in enumerate(answers) if kind == "purchased"]
+    if len(bought) <= allowed:
+        return ""
+    by_remaining: dict[Any, int] = {}
+    for i in bought:
+        left = answers[i][2].get("creditsRemaining")
+        if left in by_remaining:
+            pair = (by_remaining[left], i)
+            return "; two purchases left the same balance: " + " and ".join(
+                shown("POST", contract.PURCHASE, contract.purchase_body([leads[j]]), outcomes[j])
+                for j in pair
+            )
+        by_remaining[left] = i
+    extra = bought[allowed]
+    return "; one beyond them: " + shown(
+        "POST", contract.PURCHASE, contract.purchase_body([leads[extra]]), outcomes[extra]
+    )
+
+
 @check("http.hot-wallet")
 def hot_wallet(ctx: CheckContext) -> str:
     """24 purchases of one 0.70 lead each, by 24 members of one workspace holding 10.00,
-    released together over HTTP: exactly the 14 affordable succeed, every other answer is
-    402 insufficient_credits, and 0.20 is left (transactions seen overlapping)."""
+    released together over HTTP while the credits row is held, then let through at once:
+    exactly the 14 affordable succeed, every other answer is 402 insufficient_credits,
+    and 0.20 is left (transactions seen queued together at the debit)."""
     t = _target(ctx)
     n, price, balance = HOT_WALLET_REQUESTS, HOT_WALLET_PRICE, HOT_WALLET_BALANCE
     allowed = int(balance // price)
@@ -121,7 +192,7 @@ def hot_wallet(ctx: CheckContext) -> str:
                 headers=contract.headers(signed[i]),
             )
 
-        outcomes, overlap, seen = _race(t, n, buy)
+        outcomes, overlap, seen, queued = _gated_race(t, ctx, ws, n, buy)
         answers = [_answer(o) for o in outcomes]
         kinds = Counter(kind for _, kind, _ in answers)
         final, completed, made = _workspace_state(t, ctx, ws)
@@ -146,6 +217,7 @@ def hot_wallet(ctx: CheckContext) -> str:
         if kinds["purchased"] != allowed:
             problems.append(
                 f"{kinds['purchased']} purchases succeeded, the balance allows {allowed}"
+                + _evidence_of_overspend(answers, outcomes, leads, allowed)
             )
         want = balance - allowed * price
         if final != want:
@@ -153,17 +225,21 @@ def hot_wallet(ctx: CheckContext) -> str:
         if completed != allowed or made != allowed:
             problems.append(f"{made} purchase rows ({completed} completed), want {allowed}")
         if problems:
-            raise CheckFailed(f"{n} x {price} on {balance} over HTTP: " + "; ".join(problems))
-        if overlap >= 2 and seen >= 2:
+            raise CheckFailed(
+                f"{n} x {price} on {balance} over HTTP ({queued} queued at the credits row "
+                f"together): " + "; ".join(problems)
+            )
+        if overlap >= 2 and seen >= 2 and queued >= 2:
             return (
                 f"{n} x {price} on {balance} over HTTP: {kinds['purchased']} succeeded "
                 f"(= floor), {kinds['insufficient_credits']} answered 402, final {final}; "
-                f"{overlap} requests open at once, {seen} transactions in flight "
-                f"(round {attempt})"
+                f"{overlap} requests open at once, {seen} transactions in flight, "
+                f"{queued} queued at the credits row together (round {attempt})"
             )
     raise CheckInconclusive(
         f"in {ROUNDS} rounds the requests never overlapped (last: {overlap} open at once, "
-        f"{seen} transactions in flight): the race did not happen"
+        f"{seen} transactions in flight, {queued} queued at the credits row): the race "
+        "did not happen"
     )
 
 
