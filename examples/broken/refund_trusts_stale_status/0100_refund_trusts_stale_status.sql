@@ -1,52 +1,36 @@
--- depends: 0005_harden_money_functions
+-- depends: 0006_faster_money_functions
 -- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
 -- by hand (edit the manifest and regenerate).
 --
--- refund_purchase reads the purchase, status included, before it locks the credits row and
--- the purchase row, and does not read it again once it holds them. Alone it is right; but
--- a second refund (or reconcile) of the same pending purchase that starts while the first
--- holds the locks reads 'pending', waits, and then refunds again: the credits come back
--- twice (the ledger, written by a trigger on the status change, records one refund).
+-- refund_purchase reads the purchase, status included, before it locks the purchase row,
+-- and does not read it again once it holds it. Alone it is right; but a second refund (or
+-- reconcile) of the same pending purchase that starts while the first holds the lock reads
+-- 'pending', waits, and then refunds again: the credits come back twice (the ledger,
+-- written by a trigger on the status change, records one refund).
 --
--- refund_purchase: copied whole from migrations/0005_harden_money_functions.sql with the
--- manifest's 2 replacements; everything else is 0005_harden_money_functions's.
+-- refund_purchase: copied whole from migrations/0006_faster_money_functions.sql with the
+-- manifest's 1 replacement; everything else is 0006_faster_money_functions's.
 
 -- Guarantees: pending -> refunded with credits, reservations and (if marked) sales given
--- back; other statuses untouched (idempotent). Locks: credits row, purchase row, leads by id.
+-- back; other statuses untouched (idempotent). Locks: purchase row, leads by id, credits row.
 CREATE OR REPLACE FUNCTION public.refund_purchase(p_purchase_id uuid) RETURNS public.purchase_status
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_workspace  uuid;
-  v_purchase   public.marketplace_purchases%ROWTYPE;
+  v_purchase  public.marketplace_purchases%ROWTYPE;
 BEGIN
-  SELECT * INTO v_purchase
-  FROM public.marketplace_purchases p WHERE p.id = p_purchase_id;
+  SELECT * INTO v_purchase FROM public.marketplace_purchases p WHERE p.id = p_purchase_id;
   IF NOT FOUND THEN
     RETURN NULL;
   END IF;
-  v_workspace := v_purchase.buyer_workspace_id;
-
-  PERFORM FROM public.workspace_credits c WHERE c.workspace_id = v_workspace FOR UPDATE;
   PERFORM FROM public.marketplace_purchases p WHERE p.id = p_purchase_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
   IF v_purchase.status <> 'pending' THEN
     RETURN v_purchase.status;
   END IF;
-
-  IF v_purchase.payment_method = 'credits' AND v_purchase.credits_used > 0 THEN
-    UPDATE public.workspace_credits c
-    SET balance = c.balance + v_purchase.credits_used,
-        total_used = greatest(c.total_used - v_purchase.credits_used, 0),
-        updated_at = now()
-    WHERE c.workspace_id = v_workspace;
-  END IF;
-
-  UPDATE public.marketplace_purchases p
-  SET status = 'refunded', refunded_at = now()
-  WHERE p.id = p_purchase_id;
-
-  DELETE FROM public.lead_reservations r WHERE r.purchase_id = p_purchase_id;
 
   IF v_purchase.leads_marked_at IS NOT NULL THEN
     WITH locked AS (
@@ -62,6 +46,20 @@ BEGIN
         updated_at = now()
     FROM locked
     WHERE l.id = locked.id AND l.sold_count > 0;
+  END IF;
+
+  DELETE FROM public.lead_reservations r WHERE r.purchase_id = p_purchase_id;
+
+  UPDATE public.marketplace_purchases p
+  SET status = 'refunded', refunded_at = now()
+  WHERE p.id = p_purchase_id;
+
+  IF v_purchase.payment_method = 'credits' AND v_purchase.credits_used > 0 THEN
+    UPDATE public.workspace_credits c
+    SET balance = c.balance + v_purchase.credits_used,
+        total_used = greatest(c.total_used - v_purchase.credits_used, 0),
+        updated_at = now()
+    WHERE c.workspace_id = v_purchase.buyer_workspace_id;
   END IF;
   RETURN 'refunded';
 END;
