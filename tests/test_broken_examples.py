@@ -71,7 +71,7 @@ def test_drift_names_a_hand_edited_file_and_write_repairs_it(repo_copy, capsys):
 
 
 def test_a_change_to_the_released_migration_shows_as_drift_in_every_copy(repo_copy):
-    (base,) = {v.base for v in WITH_FUNCTIONS if v.functions == ("purchase_with_credits",)}
+    (base,) = {v.base for v in WITH_FUNCTIONS if "purchase_with_credits" in v.functions}
     migration = repo_copy / str(base)
     migration.write_text(
         migration.read_text().replace(
@@ -82,7 +82,7 @@ def test_a_change_to_the_released_migration_shows_as_drift_in_every_copy(repo_co
     copies = {
         f"examples/broken/{v.name}/{name}"
         for v in WITH_FUNCTIONS
-        if v.functions == ("purchase_with_credits",)
+        if "purchase_with_credits" in v.functions
         for name in render(v, ROOT)
         if v.restore or not name.endswith(".rollback.sql")
     }
