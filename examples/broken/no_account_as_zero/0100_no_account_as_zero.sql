@@ -10,10 +10,12 @@
 
 -- Guarantees: the answer to a purchase that purchase_with_credits must refuse: the message
 -- of the first check the call fails, in the order of 0005's purchase_with_credits, and the
--- balance that goes with it; 'Insufficient credits' when no other check fails (the debit
--- lost a race for the last of the balance). Reads only, without locks: it counts the
--- leads' reservations with a new snapshot, so its caller holds the leads' locks before it
--- asks about leads.
+-- balance that goes with it; NULL when no check fails at this function's own snapshot.
+-- Reads only, without locks: it reads with a new snapshot, later than the caller's
+-- refused attempt, so its caller holds the leads' locks before it asks about leads, and
+-- on NULL tries the purchase again: between the two reads a refund may have given back
+-- the lead or the credits the attempt lacked, and a refusal for a reason that held at
+-- neither moment is an answer no order of events explains.
 CREATE OR REPLACE FUNCTION public.purchase_refusal(
   p_workspace_id uuid,
   p_user_id uuid,
@@ -86,7 +88,7 @@ BEGIN
     error_message := 'Leads no longer available';
   ELSIF v_sum <> p_total_price THEN
     error_message := 'Total price does not match the leads';
-  ELSE
+  ELSIF balance < p_credits_used THEN
     error_message := 'Insufficient credits';
   END IF;
 END;

@@ -27,6 +27,9 @@ SET harness.ledger_writer = 'money_function'
 AS $$
 DECLARE
   v_lead_count   integer := coalesce(cardinality(p_lead_ids), 0);
+  v_attempt      integer;
+  v_refusal      text;
+  v_left         numeric(10,2);
   v_purchase_id  uuid;
 BEGIN
   -- Argument checks first: they need no lock. Function arguments drop their typmod,
@@ -48,76 +51,83 @@ BEGIN
   -- and so counts the reservations of whoever held the lock before us.
   PERFORM FROM public.leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
 
-  -- The purchase and its reservations, written only when every check passes: the caller
-  -- is a member, every lead exists, is for sale, under its max_sales and not already the
-  -- workspace's, the price is the leads' total, and the balance (read without a lock) is
-  -- enough. The debit below decides for good.
-  WITH allowed AS (
-    SELECT
-    FROM public.leads l
-    WHERE l.id = ANY (p_lead_ids)
-    HAVING count(*) = v_lead_count
-       AND sum(l.marketplace_price) = p_total_price
-       AND bool_and(l.for_sale
-                    AND (l.max_sales IS NULL
-                         OR (SELECT count(*) FROM public.lead_reservations r
-                             WHERE r.lead_id = l.id) < l.max_sales))
-       AND EXISTS (SELECT FROM public.workspace_members m
-                   WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id)
-       AND NOT EXISTS (SELECT FROM public.lead_reservations r
-                       WHERE r.workspace_id = p_workspace_id AND r.lead_id = ANY (p_lead_ids))
-       AND (SELECT c.balance FROM public.workspace_credits c
-            WHERE c.workspace_id = p_workspace_id) >= p_credits_used
-  ), purchase AS (
-    INSERT INTO public.marketplace_purchases (
-      buyer_workspace_id, buyer_user_id, total_leads, total_price,
-      payment_method, credits_used, status
+  FOR v_attempt IN 1..100 LOOP
+    -- The purchase and its reservations, written only when every check passes: the caller
+    -- is a member, every lead exists, is for sale, under its max_sales and not already the
+    -- workspace's, the price is the leads' total, and the balance (read without a lock) is
+    -- enough. The debit below decides for good.
+    WITH allowed AS (
+      SELECT
+      FROM public.leads l
+      WHERE l.id = ANY (p_lead_ids)
+      HAVING count(*) = v_lead_count
+         AND sum(l.marketplace_price) = p_total_price
+         AND bool_and(l.for_sale
+                      AND (l.max_sales IS NULL
+                           OR (SELECT count(*) FROM public.lead_reservations r
+                               WHERE r.lead_id = l.id) < l.max_sales))
+         AND EXISTS (SELECT FROM public.workspace_members m
+                     WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id)
+         AND NOT EXISTS (SELECT FROM public.lead_reservations r
+                         WHERE r.workspace_id = p_workspace_id AND r.lead_id = ANY (p_lead_ids))
+         AND (SELECT c.balance FROM public.workspace_credits c
+              WHERE c.workspace_id = p_workspace_id) >= p_credits_used
+    ), purchase AS (
+      INSERT INTO public.marketplace_purchases (
+        buyer_workspace_id, buyer_user_id, total_leads, total_price,
+        payment_method, credits_used, status
+      )
+      SELECT p_workspace_id, p_user_id, v_lead_count, p_total_price,
+             'credits', p_credits_used, 'pending'
+      FROM allowed
+      RETURNING id
+    ), reservations AS (
+      INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
+      SELECT l, p_workspace_id, p.id FROM purchase p, unnest(p_lead_ids) AS l
     )
-    SELECT p_workspace_id, p_user_id, v_lead_count, p_total_price,
-           'credits', p_credits_used, 'pending'
-    FROM allowed
-    RETURNING id
-  ), reservations AS (
-    INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
-    SELECT l, p_workspace_id, p.id FROM purchase p, unnest(p_lead_ids) AS l
-  )
-  SELECT p.id INTO v_purchase_id FROM purchase p;
-  IF v_purchase_id IS NULL THEN
-    RETURN QUERY SELECT false, r.error_message, r.balance, NULL::uuid
-                 FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
-                                              p_total_price, p_credits_used) r;
-    RETURN;
-  END IF;
+    SELECT p.id INTO v_purchase_id FROM purchase p;
+    IF v_purchase_id IS NOT NULL THEN
+      -- Lock 2, last: the credits row. The debit is conditional, so a balance spent by a
+      -- concurrent purchase since it was read above is never overdrawn; its ledger entry is
+      -- written in the same statement, under the lock.
+      RETURN QUERY
+        WITH debit AS (
+          UPDATE public.workspace_credits c
+          SET balance = c.balance - p_credits_used,
+              total_used = c.total_used + p_credits_used,
+              updated_at = now()
+          WHERE c.workspace_id = p_workspace_id AND c.balance >= p_credits_used
+          RETURNING c.balance
+        ), entry AS (
+          INSERT INTO public.credit_ledger (workspace_id, entry_type, amount, purchase_id)
+          SELECT p_workspace_id, 'purchase', -p_credits_used, v_purchase_id FROM debit
+        )
+        SELECT true, NULL::text, d.balance, v_purchase_id FROM debit d;
+      IF FOUND THEN
+        RETURN;
+      END IF;
 
-  -- Lock 2, last: the credits row. The debit is conditional, so a balance spent by a
-  -- concurrent purchase since it was read above is never overdrawn; its ledger entry is
-  -- written in the same statement, under the lock.
-  RETURN QUERY
-    WITH debit AS (
-      UPDATE public.workspace_credits c
-      SET balance = c.balance - p_credits_used,
-          total_used = c.total_used + p_credits_used,
-          updated_at = now()
-      WHERE c.workspace_id = p_workspace_id AND c.balance >= p_credits_used
-      RETURNING c.balance
-    ), entry AS (
-      INSERT INTO public.credit_ledger (workspace_id, entry_type, amount, purchase_id)
-      SELECT p_workspace_id, 'purchase', -p_credits_used, v_purchase_id FROM debit
-    )
-    SELECT true, NULL::text, d.balance, v_purchase_id FROM debit d;
-  IF FOUND THEN
-    RETURN;
-  END IF;
+      -- The balance went to a concurrent purchase: take back what this call wrote (the
+      -- purchase and its reservations; nothing else can refer to a purchase no other
+      -- transaction has seen), then find out why below. Rare, so undone by hand rather
+      -- than by a subtransaction every call would pay for.
+      DELETE FROM public.lead_reservations r WHERE r.purchase_id = v_purchase_id;
+      DELETE FROM public.marketplace_purchases p WHERE p.id = v_purchase_id;
+    END IF;
 
-  -- The balance went to a concurrent purchase: take back what this call wrote (the
-  -- purchase and its reservations; nothing else can refer to a purchase no other
-  -- transaction has seen) and refuse. Rare, so undone by hand rather than by a
-  -- subtransaction every call would pay for.
-  DELETE FROM public.lead_reservations r WHERE r.purchase_id = v_purchase_id;
-  DELETE FROM public.marketplace_purchases p WHERE p.id = v_purchase_id;
-  RETURN QUERY SELECT false, r.error_message, r.balance, NULL::uuid
-               FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
-                                            p_total_price, p_credits_used) r;
+    -- Refused, by the checks or by the debit: why, read again (see purchase_refusal). No
+    -- reason left means the state changed in between: attempt again, on the new state.
+    SELECT r.error_message, r.balance INTO v_refusal, v_left
+    FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                 p_total_price, p_credits_used) r;
+    IF v_refusal IS NOT NULL THEN
+      RETURN QUERY SELECT false, v_refusal, v_left, NULL::uuid;
+      RETURN;
+    END IF;
+  END LOOP;
+  -- A hundred changes under one call: a retry will do better than an answer from any.
+  RAISE EXCEPTION 'purchase state kept changing under its checks'
+    USING ERRCODE = 'serialization_failure';
 END;
 $$;
 
@@ -145,6 +155,7 @@ AS $$
 DECLARE
   v_key          public.api_idempotency_keys%ROWTYPE;
   v_lead_count   integer := coalesce(cardinality(p_lead_ids), 0);
+  v_attempt      integer;
   v_purchase_id  uuid;
   v_total        text;
   v_leads        jsonb;
@@ -211,100 +222,111 @@ BEGIN
       -- and their commissions (calculate_commission), and its confirmation email (the
       -- payload of queue_purchase_confirmation); and the response's leads (the shape of
       -- purchase_response_leads).
-      WITH allowed AS (
-        SELECT
-        FROM public.leads l
-        WHERE l.id = ANY (p_lead_ids)
-        HAVING count(*) = v_lead_count
-           AND sum(l.marketplace_price) = p_total_price
-           AND bool_and(l.for_sale
-                        AND (l.max_sales IS NULL
-                             OR (SELECT count(*) FROM public.lead_reservations r
-                                 WHERE r.lead_id = l.id) < l.max_sales))
-           AND EXISTS (SELECT FROM public.workspace_members m
-                       WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id)
-           AND NOT EXISTS (SELECT FROM public.lead_reservations r
-                           WHERE r.workspace_id = p_workspace_id
-                             AND r.lead_id = ANY (p_lead_ids))
-           AND (SELECT c.balance FROM public.workspace_credits c
-                WHERE c.workspace_id = p_workspace_id) >= p_total_price
-      ), purchase AS (
-        INSERT INTO public.marketplace_purchases (
-          buyer_workspace_id, buyer_user_id, total_leads, total_price,
-          payment_method, credits_used, status, completed_at, leads_marked_at
+      FOR v_attempt IN 1..100 LOOP
+        WITH allowed AS (
+          SELECT
+          FROM public.leads l
+          WHERE l.id = ANY (p_lead_ids)
+          HAVING count(*) = v_lead_count
+             AND sum(l.marketplace_price) = p_total_price
+             AND bool_and(l.for_sale
+                          AND (l.max_sales IS NULL
+                               OR (SELECT count(*) FROM public.lead_reservations r
+                                   WHERE r.lead_id = l.id) < l.max_sales))
+             AND EXISTS (SELECT FROM public.workspace_members m
+                         WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id)
+             AND NOT EXISTS (SELECT FROM public.lead_reservations r
+                             WHERE r.workspace_id = p_workspace_id
+                               AND r.lead_id = ANY (p_lead_ids))
+             AND (SELECT c.balance FROM public.workspace_credits c
+                  WHERE c.workspace_id = p_workspace_id) >= p_total_price
+        ), purchase AS (
+          INSERT INTO public.marketplace_purchases (
+            buyer_workspace_id, buyer_user_id, total_leads, total_price,
+            payment_method, credits_used, status, completed_at, leads_marked_at
+          )
+          SELECT p_workspace_id, p_user_id, v_lead_count, p_total_price,
+                 'credits', p_total_price, 'completed', now(), now()
+          FROM allowed
+          RETURNING id, total_leads, total_price
+        ), reservations AS (
+          INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
+          SELECT l, p_workspace_id, p.id FROM purchase p, unnest(p_lead_ids) AS l
+        ), items AS (
+          INSERT INTO public.marketplace_purchase_items (
+            purchase_id, lead_id, price_at_purchase, intent_score_at_purchase,
+            freshness_score_at_purchase, partner_id, commission_rate, commission_amount,
+            commission_bonuses
+          )
+          SELECT p.id, l.id, l.marketplace_price, l.intent_score_calculated,
+                 l.freshness_score, l.partner_id, c.rate, c.amount, coalesce(c.bonuses, '{}')
+          FROM purchase p
+          CROSS JOIN public.leads l
+          LEFT JOIN public.partners pt ON pt.id = l.partner_id
+          LEFT JOIN LATERAL public.calculate_commission(
+            l.marketplace_price, pt.base_commission_rate, pt.bonus_commission_rate,
+            pt.verification_pass_rate, l.created_at, now(), p_config) c ON pt.id IS NOT NULL
+          WHERE l.id = ANY (p_lead_ids)
+          RETURNING lead_id, price_at_purchase, intent_score_at_purchase,
+                    freshness_score_at_purchase
+        ), sold AS (
+          -- mark_leads_sold_batch's statement; the leads are this transaction's already.
+          UPDATE public.leads l
+          SET sold_count = l.sold_count + 1,
+              first_sold_at = coalesce(l.first_sold_at, now()),
+              updated_at = now()
+          FROM purchase p
+          WHERE l.id = ANY (p_lead_ids)
+            AND (l.max_sales IS NULL OR l.sold_count < l.max_sales)
+          RETURNING l.id
+        ), email AS (
+          INSERT INTO public.email_jobs (kind, payload, purchase_id, workspace_id)
+          SELECT 'purchase_confirmation',
+                 jsonb_build_object(
+                   'email', u.email,
+                   'name', coalesce(nullif(btrim(u.full_name), ''),
+                                    p_config ->> 'default_customer_name'),
+                   'total_leads', p.total_leads,
+                   'total_price', p.total_price::text,
+                   'purchase_id', p.id::text,
+                   'download_url', (p_config ->> 'download_url_prefix') || p.id::text,
+                   'download_expires_at', to_char(
+                     (now() + make_interval(days => (p_config ->> 'download_expiry_days')::integer))
+                       AT TIME ZONE 'UTC',
+                     'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')),
+                 p.id, p_workspace_id
+          FROM purchase p
+          JOIN public.users u ON u.id = p_user_id
         )
-        SELECT p_workspace_id, p_user_id, v_lead_count, p_total_price,
-               'credits', p_total_price, 'completed', now(), now()
-        FROM allowed
-        RETURNING id, total_leads, total_price
-      ), reservations AS (
-        INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
-        SELECT l, p_workspace_id, p.id FROM purchase p, unnest(p_lead_ids) AS l
-      ), items AS (
-        INSERT INTO public.marketplace_purchase_items (
-          purchase_id, lead_id, price_at_purchase, intent_score_at_purchase,
-          freshness_score_at_purchase, partner_id, commission_rate, commission_amount,
-          commission_bonuses
-        )
-        SELECT p.id, l.id, l.marketplace_price, l.intent_score_calculated,
-               l.freshness_score, l.partner_id, c.rate, c.amount, coalesce(c.bonuses, '{}')
-        FROM purchase p
-        CROSS JOIN public.leads l
-        LEFT JOIN public.partners pt ON pt.id = l.partner_id
-        LEFT JOIN LATERAL public.calculate_commission(
-          l.marketplace_price, pt.base_commission_rate, pt.bonus_commission_rate,
-          pt.verification_pass_rate, l.created_at, now(), p_config) c ON pt.id IS NOT NULL
-        WHERE l.id = ANY (p_lead_ids)
-        RETURNING lead_id, price_at_purchase, intent_score_at_purchase,
-                  freshness_score_at_purchase
-      ), sold AS (
-        -- mark_leads_sold_batch's statement; the leads are this transaction's already.
-        UPDATE public.leads l
-        SET sold_count = l.sold_count + 1,
-            first_sold_at = coalesce(l.first_sold_at, now()),
-            updated_at = now()
-        FROM purchase p
-        WHERE l.id = ANY (p_lead_ids)
-          AND (l.max_sales IS NULL OR l.sold_count < l.max_sales)
-        RETURNING l.id
-      ), email AS (
-        INSERT INTO public.email_jobs (kind, payload, purchase_id, workspace_id)
-        SELECT 'purchase_confirmation',
-               jsonb_build_object(
-                 'email', u.email,
-                 'name', coalesce(nullif(btrim(u.full_name), ''),
-                                  p_config ->> 'default_customer_name'),
-                 'total_leads', p.total_leads,
-                 'total_price', p.total_price::text,
-                 'purchase_id', p.id::text,
-                 'download_url', (p_config ->> 'download_url_prefix') || p.id::text,
-                 'download_expires_at', to_char(
-                   (now() + make_interval(days => (p_config ->> 'download_expiry_days')::integer))
-                     AT TIME ZONE 'UTC',
-                   'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')),
-               p.id, p_workspace_id
-        FROM purchase p
-        JOIN public.users u ON u.id = p_user_id
-      )
-      SELECT p.id, p.total_price::text, (SELECT count(*) FROM sold),
-             (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'lead_id', l.id::text,
-                       'email', l.email,
-                       'company', l.company,
-                       'industry', l.industry,
-                       'state', l.state::text,
-                       'price_at_purchase', i.price_at_purchase::text,
-                       'intent_score_at_purchase', i.intent_score_at_purchase,
-                       'freshness_score_at_purchase', i.freshness_score_at_purchase
-                     ) ORDER BY l.id), '[]'::jsonb)
-              FROM items i JOIN public.leads l ON l.id = i.lead_id)
-      INTO v_purchase_id, v_total, v_marked, v_leads
-      FROM purchase p;
-
-      IF v_purchase_id IS NULL THEN
+        SELECT p.id, p.total_price::text, (SELECT count(*) FROM sold),
+               (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                         'lead_id', l.id::text,
+                         'email', l.email,
+                         'company', l.company,
+                         'industry', l.industry,
+                         'state', l.state::text,
+                         'price_at_purchase', i.price_at_purchase::text,
+                         'intent_score_at_purchase', i.intent_score_at_purchase,
+                         'freshness_score_at_purchase', i.freshness_score_at_purchase
+                       ) ORDER BY l.id), '[]'::jsonb)
+                FROM items i JOIN public.leads l ON l.id = i.lead_id)
+        INTO v_purchase_id, v_total, v_marked, v_leads
+        FROM purchase p;
+        EXIT WHEN v_purchase_id IS NOT NULL;
+        -- Refused: why, read again (see purchase_refusal); no reason left means the state
+        -- changed in between, so attempt again on the new state.
         SELECT r.error_message, r.balance INTO v_error, v_balance
         FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
                                      p_total_price, p_total_price) r;
+        EXIT WHEN v_error IS NOT NULL;
+      END LOOP;
+
+      IF v_purchase_id IS NULL AND v_error IS NULL THEN
+        -- A hundred changes under one call (see purchase_with_credits).
+        RAISE EXCEPTION 'purchase state kept changing under its checks'
+          USING ERRCODE = 'serialization_failure';
+      ELSIF v_purchase_id IS NULL THEN
+        NULL;  -- refused: v_error and v_balance say why
       ELSE
         IF v_marked <> v_lead_count THEN
           -- A lead sold out although it was reserved: undo the whole purchase.

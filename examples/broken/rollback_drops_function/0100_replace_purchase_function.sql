@@ -34,6 +34,9 @@ SET harness.ledger_writer = 'money_function'
 AS $$
 DECLARE
   v_lead_count   integer := coalesce(cardinality(p_lead_ids), 0);
+  v_attempt      integer;
+  v_refusal      text;
+  v_left         numeric(10,2);
   v_purchase_id  uuid;
 BEGIN
   -- 0100: release candidate (the logic is 0002's).
@@ -56,75 +59,82 @@ BEGIN
   -- and so counts the reservations of whoever held the lock before us.
   PERFORM FROM public.leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
 
-  -- The purchase and its reservations, written only when every check passes: the caller
-  -- is a member, every lead exists, is for sale, under its max_sales and not already the
-  -- workspace's, the price is the leads' total, and the balance (read without a lock) is
-  -- enough. The debit below decides for good.
-  WITH allowed AS (
-    SELECT
-    FROM public.leads l
-    WHERE l.id = ANY (p_lead_ids)
-    HAVING count(*) = v_lead_count
-       AND sum(l.marketplace_price) = p_total_price
-       AND bool_and(l.for_sale
-                    AND (l.max_sales IS NULL
-                         OR (SELECT count(*) FROM public.lead_reservations r
-                             WHERE r.lead_id = l.id) < l.max_sales))
-       AND EXISTS (SELECT FROM public.workspace_members m
-                   WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id)
-       AND NOT EXISTS (SELECT FROM public.lead_reservations r
-                       WHERE r.workspace_id = p_workspace_id AND r.lead_id = ANY (p_lead_ids))
-       AND (SELECT c.balance FROM public.workspace_credits c
-            WHERE c.workspace_id = p_workspace_id) >= p_credits_used
-  ), purchase AS (
-    INSERT INTO public.marketplace_purchases (
-      buyer_workspace_id, buyer_user_id, total_leads, total_price,
-      payment_method, credits_used, status
+  FOR v_attempt IN 1..100 LOOP
+    -- The purchase and its reservations, written only when every check passes: the caller
+    -- is a member, every lead exists, is for sale, under its max_sales and not already the
+    -- workspace's, the price is the leads' total, and the balance (read without a lock) is
+    -- enough. The debit below decides for good.
+    WITH allowed AS (
+      SELECT
+      FROM public.leads l
+      WHERE l.id = ANY (p_lead_ids)
+      HAVING count(*) = v_lead_count
+         AND sum(l.marketplace_price) = p_total_price
+         AND bool_and(l.for_sale
+                      AND (l.max_sales IS NULL
+                           OR (SELECT count(*) FROM public.lead_reservations r
+                               WHERE r.lead_id = l.id) < l.max_sales))
+         AND EXISTS (SELECT FROM public.workspace_members m
+                     WHERE m.workspace_id = p_workspace_id AND m.user_id = p_user_id)
+         AND NOT EXISTS (SELECT FROM public.lead_reservations r
+                         WHERE r.workspace_id = p_workspace_id AND r.lead_id = ANY (p_lead_ids))
+         AND (SELECT c.balance FROM public.workspace_credits c
+              WHERE c.workspace_id = p_workspace_id) >= p_credits_used
+    ), purchase AS (
+      INSERT INTO public.marketplace_purchases (
+        buyer_workspace_id, buyer_user_id, total_leads, total_price,
+        payment_method, credits_used, status
+      )
+      SELECT p_workspace_id, p_user_id, v_lead_count, p_total_price,
+             'credits', p_credits_used, 'pending'
+      FROM allowed
+      RETURNING id
+    ), reservations AS (
+      INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
+      SELECT l, p_workspace_id, p.id FROM purchase p, unnest(p_lead_ids) AS l
     )
-    SELECT p_workspace_id, p_user_id, v_lead_count, p_total_price,
-           'credits', p_credits_used, 'pending'
-    FROM allowed
-    RETURNING id
-  ), reservations AS (
-    INSERT INTO public.lead_reservations (lead_id, workspace_id, purchase_id)
-    SELECT l, p_workspace_id, p.id FROM purchase p, unnest(p_lead_ids) AS l
-  )
-  SELECT p.id INTO v_purchase_id FROM purchase p;
-  IF v_purchase_id IS NULL THEN
-    RETURN QUERY SELECT false, r.error_message, r.balance, NULL::uuid
-                 FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
-                                              p_total_price, p_credits_used) r;
-    RETURN;
-  END IF;
+    SELECT p.id INTO v_purchase_id FROM purchase p;
+    IF v_purchase_id IS NOT NULL THEN
+      -- Lock 2, last: the credits row. The debit is conditional, so a balance spent by a
+      -- concurrent purchase since it was read above is never overdrawn; its ledger entry is
+      -- written in the same statement, under the lock.
+      RETURN QUERY
+        WITH debit AS (
+          UPDATE public.workspace_credits c
+          SET balance = c.balance - p_credits_used,
+              total_used = c.total_used + p_credits_used,
+              updated_at = now()
+          WHERE c.workspace_id = p_workspace_id AND c.balance >= p_credits_used
+          RETURNING c.balance
+        ), entry AS (
+          INSERT INTO public.credit_ledger (workspace_id, entry_type, amount, purchase_id)
+          SELECT p_workspace_id, 'purchase', -p_credits_used, v_purchase_id FROM debit
+        )
+        SELECT true, NULL::text, d.balance, v_purchase_id FROM debit d;
+      IF FOUND THEN
+        RETURN;
+      END IF;
 
-  -- Lock 2, last: the credits row. The debit is conditional, so a balance spent by a
-  -- concurrent purchase since it was read above is never overdrawn; its ledger entry is
-  -- written in the same statement, under the lock.
-  RETURN QUERY
-    WITH debit AS (
-      UPDATE public.workspace_credits c
-      SET balance = c.balance - p_credits_used,
-          total_used = c.total_used + p_credits_used,
-          updated_at = now()
-      WHERE c.workspace_id = p_workspace_id AND c.balance >= p_credits_used
-      RETURNING c.balance
-    ), entry AS (
-      INSERT INTO public.credit_ledger (workspace_id, entry_type, amount, purchase_id)
-      SELECT p_workspace_id, 'purchase', -p_credits_used, v_purchase_id FROM debit
-    )
-    SELECT true, NULL::text, d.balance, v_purchase_id FROM debit d;
-  IF FOUND THEN
-    RETURN;
-  END IF;
+      -- The balance went to a concurrent purchase: take back what this call wrote (the
+      -- purchase and its reservations; nothing else can refer to a purchase no other
+      -- transaction has seen), then find out why below. Rare, so undone by hand rather
+      -- than by a subtransaction every call would pay for.
+      DELETE FROM public.lead_reservations r WHERE r.purchase_id = v_purchase_id;
+      DELETE FROM public.marketplace_purchases p WHERE p.id = v_purchase_id;
+    END IF;
 
-  -- The balance went to a concurrent purchase: take back what this call wrote (the
-  -- purchase and its reservations; nothing else can refer to a purchase no other
-  -- transaction has seen) and refuse. Rare, so undone by hand rather than by a
-  -- subtransaction every call would pay for.
-  DELETE FROM public.lead_reservations r WHERE r.purchase_id = v_purchase_id;
-  DELETE FROM public.marketplace_purchases p WHERE p.id = v_purchase_id;
-  RETURN QUERY SELECT false, r.error_message, r.balance, NULL::uuid
-               FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
-                                            p_total_price, p_credits_used) r;
+    -- Refused, by the checks or by the debit: why, read again (see purchase_refusal). No
+    -- reason left means the state changed in between: attempt again, on the new state.
+    SELECT r.error_message, r.balance INTO v_refusal, v_left
+    FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                 p_total_price, p_credits_used) r;
+    IF v_refusal IS NOT NULL THEN
+      RETURN QUERY SELECT false, v_refusal, v_left, NULL::uuid;
+      RETURN;
+    END IF;
+  END LOOP;
+  -- A hundred changes under one call: a retry will do better than an answer from any.
+  RAISE EXCEPTION 'purchase state kept changing under its checks'
+    USING ERRCODE = 'serialization_failure';
 END;
 $$;
