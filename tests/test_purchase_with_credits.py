@@ -235,3 +235,24 @@ def test_mark_leads_sold_batch_counts_each_lead_once_and_respects_max_sales(conn
     again = dict(conn.execute("SELECT id, first_sold_at FROM leads").fetchall())
     assert again == first, "first_sold_at must be set only by the first sale"
     assert conn.execute("SELECT mark_leads_sold_batch(NULL)").fetchone()[0] == 0
+
+
+REFUSAL = "SELECT error_message, balance FROM purchase_refusal(%s, %s, %s::uuid[], %s, %s)"
+
+
+def test_the_refusal_names_only_a_reason_that_holds_when_it_is_read(conn, world):
+    """A refused attempt's reason is read again, with a later snapshot. When nothing
+    refuses the purchase at that read (a refund gave back the lead or the credits in
+    between), the answer is no reason, and the purchase functions attempt again instead
+    of refusing for a reason that held at neither moment (model.linearizable found such
+    an `Insufficient credits` on PostgreSQL 15)."""
+    ws, (user,) = world.workspace(balance="1.00")
+    cheap, dear = world.leads(1, price="1.00")[0], world.leads(1, price="2.00")[0]
+    one, two = Decimal("1.00"), Decimal("2.00")
+    assert conn.execute(REFUSAL, (ws, user, [cheap], one, one)).fetchone() == (None, one)
+    assert conn.execute(REFUSAL, (ws, user, [dear], two, two)).fetchone() == (
+        "Insufficient credits",
+        one,
+    )
+    # and the purchase the first read found nothing against goes through
+    assert call(conn, ws, user, [cheap], one)[:3] == (True, None, Decimal("0.00"))
