@@ -17,6 +17,7 @@ on them (:func:`queue_status`), requeues dead letters (:func:`retry_dead`) and c
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,14 @@ def recipient(address: object) -> Recipient:
     ValueError) saying why not. No DNS look-up: syntax, length and reserved domains."""
     if not isinstance(address, str):
         raise InvalidEmail(USER_MESSAGES["invalid_email"])
+    return _validated(address)
+
+
+# A job's address is checked when its data is read and again when its message is built:
+# the answer is a pure function of the string (no DNS), so the second check is a look-up.
+# Refusals raise and so are never cached.
+@functools.lru_cache(maxsize=4096)
+def _validated(address: str) -> Recipient:
     try:
         valid = email_validator.validate_email(address, check_deliverability=False)
     except email_validator.EmailNotValidError as exc:
