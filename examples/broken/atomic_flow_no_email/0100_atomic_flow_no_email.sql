@@ -34,7 +34,6 @@ AS $$
 DECLARE
   v_key          public.api_idempotency_keys%ROWTYPE;
   v_lead_count   integer := coalesce(cardinality(p_lead_ids), 0);
-  v_attempt      integer;
   v_purchase_id  uuid;
   v_total        text;
   v_leads        jsonb;

@@ -31,7 +31,6 @@ SET harness.ledger_writer = 'money_function'
 AS $$
 DECLARE
   v_lead_count   integer := coalesce(cardinality(p_lead_ids), 0);
-  v_attempt      integer;
   v_refusal      text;
   v_left         numeric(10,2);
   v_purchase_id  uuid;
