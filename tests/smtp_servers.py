@@ -1,6 +1,7 @@
 """Real SMTP servers on loopback for the queue tests (aiosmtpd): a sink that records
-every message, one that refuses the first N messages with 451, one that stalls in DATA
-until released, and the address of a server that is down (a closed port)."""
+every message (offering PIPELINING or not), one that refuses the first N messages with
+451, one that stalls in DATA until released, and the address of a server that is down (a
+closed port)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ class Sink:
         stall_first: int = 0,
         refuse_after_stall: bool = False,
         delay: float = 0.0,
+        pipelining: bool = False,
     ) -> None:
+        self.pipelining = pipelining
         self.refuse_first = refuse_first
         self.stall_first = stall_first
         self.refuse_after_stall = refuse_after_stall
@@ -58,6 +61,13 @@ class Sink:
 
     def release(self) -> None:
         self._released.set()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        # aiosmtpd answers pipelined commands in order, but only says so when asked to.
+        session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd)
         started = time.monotonic()

@@ -256,3 +256,42 @@ def test_the_refusal_names_only_a_reason_that_holds_when_it_is_read(conn, world)
     )
     # and the purchase the first read found nothing against goes through
     assert call(conn, ws, user, [cheap], one)[:3] == (True, None, Decimal("0.00"))
+
+
+# A purchase_refusal that never finds a reason: the state "changing" under every attempt.
+NEVER_A_REASON = """
+CREATE OR REPLACE FUNCTION public.purchase_refusal(
+  p_workspace_id uuid, p_user_id uuid, p_lead_ids uuid[], p_total_price numeric,
+  p_credits_used numeric, OUT error_message text, OUT balance numeric(10,2))
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT NULL::text, NULL::numeric(10,2) $$
+"""
+
+
+def test_a_purchase_whose_state_keeps_changing_gives_up_with_a_serialization_failure(conn, world):
+    """After a hundred attempts each refused for no reason that still held, both money
+    functions raise serialization_failure (SQLSTATE 40001, which callers retry) and leave
+    nothing behind, instead of looping for ever or answering a reason that held at neither
+    moment."""
+    from psycopg import errors
+    from psycopg.types.json import Jsonb
+
+    from harness.money.service import sql_config
+
+    ws, (user,) = world.workspace(balance="1.00")
+    dear = world.leads(1, price="2.00")
+    conn.execute(NEVER_A_REASON)
+    before = snapshot(conn)
+    for statement, args in (
+        (
+            "SELECT * FROM purchase_with_credits(%s, %s, %s::uuid[], %s, %s)",
+            (ws, user, dear, Decimal("2.00"), Decimal("2.00")),
+        ),
+        (
+            "SELECT purchase_leads_atomic(%s, %s, %s::uuid[], %s, NULL, NULL, %s)",
+            (ws, user, dear, Decimal("2.00"), Jsonb(sql_config())),
+        ),
+    ):
+        with pytest.raises(errors.SerializationFailure, match="kept changing"):
+            conn.execute(statement, args)
+        assert snapshot(conn) == before

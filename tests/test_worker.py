@@ -134,14 +134,15 @@ def test_nothing_is_lost_when_some_deliveries_fail_and_others_succeed(conn, db):
     assert stats.sent + stats.dead == 12
 
 
-def test_a_permanent_refusal_is_dead_at_once(conn, db):
+@pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
+def test_a_permanent_refusal_is_dead_at_once(conn, db, pipelining):
     (job_id,) = enqueue(conn)
 
     class Refuses(Sink):
         async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
             return "550 5.1.1 No such user"
 
-    with running(Refuses()) as url:
+    with running(Refuses(pipelining=pipelining)) as url:
         stats = drain(db, url, retry_attempts=3, retry_backoff_ms=5)
     assert stats.dead == 1 and stats.retried == 0
     job = get_job(conn, job_id)
@@ -174,9 +175,10 @@ def test_drain_without_waiting_for_backoff_stops_with_the_job_still_queued(conn,
         assert drain(db, url).sent == 1
 
 
-def test_messages_carry_the_jobs_message_id_and_both_bodies(conn, db):
+@pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
+def test_messages_carry_the_jobs_message_id_and_both_bodies(conn, db, pipelining):
     ids = enqueue(conn, 2)
-    sink = Sink()
+    sink = Sink(pipelining=pipelining)
     with running(sink) as url:
         stats = drain(db, url)
     assert isinstance(stats, DrainStats) and stats.sent == 2
