@@ -20,3 +20,12 @@ CREATE TRIGGER harness_verify_count_lead_statements
 
 -- name: lead-updates
 SELECT n FROM public.harness_verify_lead_statements
+
+-- name: has-refusal
+-- purchase_refusal (0006): the reason a refused attempt reads again, at a later snapshot.
+SELECT to_regprocedure('public.purchase_refusal(uuid, uuid, uuid[], numeric, numeric)')
+       IS NOT NULL;
+
+-- name: refusal
+SELECT error_message, balance
+FROM public.purchase_refusal(%s, %s, %s::uuid[], %s, %s);

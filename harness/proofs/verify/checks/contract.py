@@ -8,8 +8,9 @@ from decimal import Decimal
 import psycopg
 
 from harness import db
+from harness.config import DB_MESSAGES
 from harness.proofs.verify.context import q
-from harness.proofs.verify.registry import CheckFailed, check
+from harness.proofs.verify.registry import CheckFailed, CheckSkipped, check
 from harness.proofs.verify.world import World, diff, mark_sold, money, snapshot
 from harness.proofs.verify.world import purchase as _purchase
 
@@ -136,6 +137,88 @@ def no_credits_account(ctx) -> str:
         if after != before:
             raise CheckFailed(f"the refusal changed rows: {diff(before, after)}")
     return "refused: 'No credits account found', no row changed"
+
+
+MAX_AMOUNT = Decimal("99999999.99")  # numeric(10,2)'s largest value: a valid amount
+
+
+@check("contract.refusal-reason-holds")
+def refusal_reason_holds(ctx) -> str:
+    """purchase_refusal, which a refused attempt reads again at a later snapshot, names a
+    reason only when that reason holds at its own read: none for purchases that would go
+    through (exactly the balance, a lead another workspace bought, the largest valid
+    amount when it is affordable), and for each single defect its own message, the one
+    purchase_with_credits answers. It changes nothing. A reason that does not hold would
+    be answered for a purchase a concurrent refund had made possible, a history no order
+    of events explains."""
+    conn, world = _world(ctx)
+    with conn:
+        if not db.scalar(conn, q("contract", "has-refusal")):
+            raise CheckSkipped("no purchase_refusal: the functions do not read a reason again")
+        ws, (user,) = world.workspace(balance="3.00")
+        rich, (tycoon,) = world.workspace(balance=str(MAX_AMOUNT))
+        other, (rival,) = world.workspace(balance="10.00")
+        bare, (pauper,) = world.workspace(balance=None)
+        outsider = world.user()
+        shared = world.leads(1, "1.50")  # bought by another workspace, still for sale
+        exclusive = world.leads(1, "1.00", max_sales=1)  # sold out to it
+        owned = world.leads(1, "1.00")  # bought by ws: its balance is then 2.00
+        for w, u, leads in ((other, rival, shared), (other, rival, exclusive), (ws, user, owned)):
+            price = Decimal("1.50") if leads is shared else Decimal("1.00")
+            if not purchase(conn, w, u, leads, price).success:
+                raise CheckFailed(f"setting up: a {money(price)} purchase was refused")
+        exact, dear = world.leads(1, "2.00"), world.leads(1, "2.01")
+        withdrawn = world.leads(1, "1.00", for_sale=False)
+        largest = world.leads(1, str(MAX_AMOUNT))
+        d = Decimal
+        would_succeed = [
+            ("exactly the balance", ws, user, exact, d("2.00")),
+            ("a lead another workspace bought", ws, user, shared, d("1.50")),
+            (f"{money(MAX_AMOUNT)} on as much", rich, tycoon, largest, MAX_AMOUNT),
+        ]
+        refusals = [
+            ("one cent more than the balance", ws, user, dear, d("2.01"), "insufficient_credits"),
+            (f"{money(MAX_AMOUNT)} on 2.00", ws, user, largest, MAX_AMOUNT, "insufficient_credits"),
+            ("a lead the workspace owns", ws, user, owned, d("1.00"), "duplicate_purchase"),
+            ("a sold-out lead", ws, user, exclusive, d("1.00"), "leads_no_longer_available"),
+            ("a lead not for sale", ws, user, withdrawn, d("1.00"), "leads_no_longer_available"),
+            ("a user outside the workspace", ws, outsider, shared, d("1.50"), "not_authorized"),
+            ("no credits account", bare, pauper, shared, d("1.50"), "no_credits_account"),
+            ("a zero amount", ws, user, shared, d("0.00"), "invalid_amount"),
+            ("a total that is not the price", ws, user, shared, d("1.49"), "invalid_amount"),
+        ]
+        before = snapshot(conn)
+        problems: list[str] = []
+        for label, w, u, leads, total in would_succeed:
+            row = conn.execute(q("contract", "refusal"), (w, u, leads, total, total)).fetchone()
+            if row is None or row[0] is not None:
+                problems.append(f"{label}: names {row and row[0]!r}, for a purchase that goes")
+        for label, w, u, leads, total, code in refusals:
+            row = conn.execute(q("contract", "refusal"), (w, u, leads, total, total)).fetchone()
+            conn.execute("BEGIN")
+            try:
+                ans = purchase(conn, w, u, leads, total)
+            finally:
+                conn.execute("ROLLBACK")
+            named = row[0] if row else None
+            if DB_MESSAGES.get(named or "") != code:
+                problems.append(f"{label}: purchase_refusal names {named!r}, want {code}")
+            if ans.success or DB_MESSAGES.get(ans.error_message or "") != code:
+                problems.append(
+                    f"{label}: purchase_with_credits answers success={ans.success} "
+                    f"{ans.error_message!r}, want {code}"
+                )
+        after = snapshot(conn)
+        if after != before:
+            problems.append(f"the calls changed rows: {diff(before, after)}")
+        if problems:
+            raise CheckFailed("; ".join(problems))
+    return (
+        f"no reason for {len(would_succeed)} purchases that would go through (exactly the "
+        f"balance, a lead another workspace bought, {money(MAX_AMOUNT)}); its own message "
+        f"for each of {len(refusals)} single defects, as purchase_with_credits answers; "
+        "nothing changed"
+    )
 
 
 @check("contract.mark-sold-once")
