@@ -19,3 +19,31 @@ BEGIN
   END IF;
 END
 $$
+
+-- name: has-commission
+SELECT to_regprocedure('public.calculate_commission(numeric, numeric, numeric, numeric, '
+                       'timestamptz, timestamptz, jsonb)') IS NOT NULL;
+
+-- name: commission
+SELECT rate, amount, bonuses
+FROM public.calculate_commission(%(price)s, %(base)s, %(bonus)s, %(pass_rate)s,
+                                 %(created)s, %(sale)s, %(config)s);
+
+-- name: has-atomic
+SELECT to_regprocedure('public.purchase_leads_atomic(uuid, uuid, uuid[], numeric, text, '
+                       'text, jsonb)') IS NOT NULL;
+
+-- name: buy-atomic
+SELECT public.purchase_leads_atomic(%s, %s, %s::uuid[], %s, NULL, NULL, %s);
+
+-- name: items-with-commission
+-- Each item of a purchase with its lead's age and its partner's rates at the sale.
+SELECT i.lead_id, i.price_at_purchase, i.commission_rate, i.commission_amount,
+       i.commission_bonuses, l.created_at, p.created_at AS sold_at,
+       pt.base_commission_rate, pt.bonus_commission_rate, pt.verification_pass_rate
+FROM public.marketplace_purchase_items i
+JOIN public.marketplace_purchases p ON p.id = i.purchase_id
+JOIN public.leads l ON l.id = i.lead_id
+JOIN public.partners pt ON pt.id = i.partner_id
+WHERE i.purchase_id = %s
+ORDER BY i.lead_id;

@@ -28,6 +28,7 @@ CHECK_MODULES: list[str] = [
     "harness.proofs.verify.checks.faults",
     "harness.proofs.verify.checks.queue",
     "harness.proofs.verify.checks.model",
+    "harness.proofs.verify.checks.commission",
     "harness.proofs.verify.checks.security",
     "harness.proofs.verify.checks.attacks",
     "harness.proofs.verify.checks.invariants",
