@@ -1,5 +1,5 @@
 -- The model checks (model.lifecycle, model.linearizable): resetting a world between
--- examples, and setting up a concurrent history.
+-- examples, and setting up a concurrent history; model.commission's calls and items.
 
 -- name: reset
 -- Back to the world as built, keeping workspaces, users and leads: every purchase, key,

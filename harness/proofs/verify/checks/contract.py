@@ -147,10 +147,10 @@ def refusal_reason_holds(ctx) -> str:
     """purchase_refusal, which a refused attempt reads again at a later snapshot, names a
     reason only when that reason holds at its own read: none for purchases that would go
     through (exactly the balance, a lead another workspace bought, the largest valid
-    amount when it is affordable), and for each single defect its own message, the one
-    purchase_with_credits answers. It changes nothing. A reason that does not hold would
-    be answered for a purchase a concurrent refund had made possible, a history no order
-    of events explains."""
+    amount when it is affordable), which purchase_with_credits makes, and for each single
+    defect its own message, the one purchase_with_credits answers. It changes nothing. A
+    reason that does not hold would be answered for a purchase a concurrent refund had
+    made possible, a history no order of events explains."""
     conn, world = _world(ctx)
     with conn:
         if not db.scalar(conn, q("contract", "has-refusal")):
@@ -193,6 +193,15 @@ def refusal_reason_holds(ctx) -> str:
             row = conn.execute(q("contract", "refusal"), (w, u, leads, total, total)).fetchone()
             if row is None or row[0] is not None:
                 problems.append(f"{label}: names {row and row[0]!r}, for a purchase that goes")
+            conn.execute("BEGIN")
+            try:
+                ans = purchase(conn, w, u, leads, total)
+            finally:
+                conn.execute("ROLLBACK")
+            if not ans.success:
+                problems.append(
+                    f"{label}: purchase_with_credits refused it with {ans.error_message!r}"
+                )
         for label, w, u, leads, total, code in refusals:
             row = conn.execute(q("contract", "refusal"), (w, u, leads, total, total)).fetchone()
             conn.execute("BEGIN")

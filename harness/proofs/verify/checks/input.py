@@ -17,8 +17,11 @@ from decimal import Decimal
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning
+from psycopg.types.json import Jsonb
 
 from harness.config import DB_MESSAGES
+from harness.money.service import sql_config
+from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
 from harness.proofs.verify.world import (
     World,
@@ -281,10 +284,18 @@ def combined_calls(draw) -> Call:
 # -- the property ----------------------------------------------------------------------
 
 
+def _answer_code(answer: str | None) -> str | None:
+    return DB_MESSAGES.get(answer or "")
+
+
 def _refuses(ctx, strategy, what: str) -> str:
     conn = ctx.connect(ctx.new_database(audit=False))
     with conn:
         market = Market(conn)
+        # purchase_leads_atomic (0004 on) repeats every check of purchase_with_credits in
+        # its own body, and it is what the purchase route runs: each call is made to both.
+        atomic = bool(conn.execute(q("input", "has-atomic")).fetchone()[0])
+        config = Jsonb(sql_config())
         base = snapshot(conn)
         changed = fingerprint_query(conn)
         base_fp = conn.execute(changed).fetchall()
@@ -327,6 +338,40 @@ def _refuses(ctx, strategy, what: str) -> str:
                 raise CheckFailed(f"refused but changed rows: {diff(base, after)}")
             message = ans.error_message or ""
             seen[message] = seen.get(message, 0) + 1
+            if atomic and call.credits == call.total:  # it takes no separate credits
+                _one_atomic(call)
+
+        def _one_atomic(call: Call) -> None:
+            ws, user, leads, total, _credits = market.args(call)
+            conn.execute("BEGIN")
+            try:
+                try:
+                    answer = conn.execute(
+                        q("input", "buy-atomic"), (ws, user, leads, total, config)
+                    ).fetchone()[0]
+                except Exception as exc:
+                    raise CheckFailed(
+                        f"purchase_leads_atomic raised instead of answering: "
+                        f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                    ) from None
+                after_fp = conn.execute(changed).fetchall()
+                after = snapshot(conn) if after_fp != base_fp else base
+            finally:
+                conn.execute("ROLLBACK")
+            status = (answer or {}).get("status")
+            if status != "refused":
+                raise CheckFailed(f"purchase_leads_atomic answered {status!r}: {answer}")
+            code = _answer_code((answer or {}).get("error_message"))
+            if code not in call.expect:
+                raise CheckFailed(
+                    f"purchase_leads_atomic answered {answer.get('error_message')!r} ({code}), "
+                    f"want one of {sorted(call.expect)}"
+                )
+            if after != base:
+                raise CheckFailed(
+                    f"purchase_leads_atomic refused but changed rows: {diff(base, after)}"
+                )
+            seen["(and purchase_leads_atomic)"] = seen.get("(and purchase_leads_atomic)", 0) + 1
 
         test = seed(ctx.seed)(
             settings(
