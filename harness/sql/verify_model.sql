@@ -29,13 +29,6 @@ SELECT rate, amount, bonuses
 FROM public.calculate_commission(%(price)s, %(base)s, %(bonus)s, %(pass_rate)s,
                                  %(created)s, %(sale)s, %(config)s);
 
--- name: has-atomic
-SELECT to_regprocedure('public.purchase_leads_atomic(uuid, uuid, uuid[], numeric, text, '
-                       'text, jsonb)') IS NOT NULL;
-
--- name: buy-atomic
-SELECT public.purchase_leads_atomic(%s, %s, %s::uuid[], %s, NULL, NULL, %s);
-
 -- name: items-with-commission
 -- Each item of a purchase with its lead's age and its partner's rates at the sale.
 SELECT i.lead_id, i.price_at_purchase, i.commission_rate, i.commission_amount,

@@ -29,9 +29,5 @@ SELECT id, status::text, last_error, payload ->> 'email', purchase_id
 FROM email_jobs
 ORDER BY id
 
--- name: has-atomic
-SELECT to_regprocedure('purchase_leads_atomic(uuid, uuid, uuid[], numeric, text, text, jsonb)')
-       IS NOT NULL
-
 -- name: count-purchases
 SELECT count(*) FROM marketplace_purchases WHERE buyer_workspace_id = %(workspace_id)s

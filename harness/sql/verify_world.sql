@@ -53,3 +53,12 @@ SELECT pg_backend_pid()
 
 -- name: sleep
 SELECT pg_sleep(%s)
+
+-- name: has-atomic
+-- purchase_leads_atomic (0004 on): the second entry point, which repeats the checks and
+-- the debit of purchase_with_credits in its own body and which the purchase route runs.
+SELECT to_regprocedure('public.purchase_leads_atomic(uuid, uuid, uuid[], numeric, text, '
+                       'text, jsonb)') IS NOT NULL;
+
+-- name: buy-atomic
+SELECT public.purchase_leads_atomic(%s, %s, %s::uuid[], %s, NULL, NULL, %s);

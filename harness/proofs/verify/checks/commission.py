@@ -120,7 +120,7 @@ def model_commission(ctx: CheckContext) -> str:
 
 def _recorded(conn, config: Jsonb) -> str:
     """The commissions on the items of real purchases (the atomic flow), against the rules."""
-    if not db.scalar(conn, q("model", "has-atomic")):
+    if not db.scalar(conn, q("world", "has-atomic")):
         return "no purchase_leads_atomic, so no recorded items to compare"
     world = World(conn)
     ws, (user,) = world.workspace(balance="100.00")
@@ -131,7 +131,7 @@ def _recorded(conn, config: Jsonb) -> str:
         old = world.named_leads("old", 1, "7.77", partner=partner, age_days=30)
         leads = sorted([*fresh.values(), *old.values()])
         answer = db.scalar(
-            conn, q("model", "buy-atomic"), (ws, user, leads, Decimal("11.10"), config)
+            conn, q("world", "buy-atomic"), (ws, user, leads, Decimal("11.10"), config)
         )
         purchase_id = (answer or {}).get("response", {}).get("purchase_id")
         if purchase_id is None:

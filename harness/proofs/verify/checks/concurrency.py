@@ -11,7 +11,10 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from harness.config import DB_MESSAGES
+from harness.money.service import sql_config
 from harness.proofs.verify.context import q
 from harness.proofs.verify.race import describe, run_race
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
@@ -50,16 +53,40 @@ def _ledger_mismatches(conn) -> list[str]:
 def hot_wallet(ctx) -> str:
     """24 sessions released by a barrier buy from one workspace at once: exactly
     floor(balance / price) succeed, the rest answer 'Insufficient credits', the balance
-    never goes negative and equals what the ledger says."""
+    never goes negative and equals what the ledger says. The race is run through
+    purchase_with_credits and again through purchase_leads_atomic, which has its own copy
+    of the debit (the purchase route runs it)."""
+    results = [_hot_wallet(ctx, "purchase_with_credits")]
+    with ctx.connect(ctx.new_database(audit=False)) as conn:
+        has_atomic = conn.execute(q("world", "has-atomic")).fetchone()[0]
+    if has_atomic:
+        results.append(_hot_wallet(ctx, "purchase_leads_atomic"))
+    return "; ".join(results)
+
+
+class _Answer:
+    """purchase_leads_atomic's answer in purchase_with_credits' terms."""
+
+    def __init__(self, answer: dict[str, Any] | None) -> None:
+        answer = answer or {}
+        self.success = answer.get("status") == "completed"
+        self.error_message = answer.get("error_message")
+
+
+def _hot_wallet(ctx, entry: str) -> str:
     dsn = ctx.new_database()
     balance, price = Decimal("5.00"), Decimal("0.70")
     with ctx.connect(dsn) as conn:
         world = World(conn)
         ws, (user,) = world.workspace(balance=balance)
         leads = world.leads(HOT_WALLET_SESSIONS, price)
+    config = Jsonb(sql_config())
 
     def buy(c, i):
-        return purchase(c, ws, user, [leads[i]], price)
+        if entry == "purchase_with_credits":
+            return purchase(c, ws, user, [leads[i]], price)
+        row = c.execute(q("world", "buy-atomic"), (ws, user, [leads[i]], price, config))
+        return _Answer(row.fetchone()[0])
 
     outcomes, seen = run_race(dsn, HOT_WALLET_SESSIONS, buy)
     _raised(outcomes)
@@ -87,11 +114,12 @@ def hot_wallet(ctx) -> str:
     problems += ledger
     if problems:
         raise CheckFailed(
-            f"{HOT_WALLET_SESSIONS} sessions x {price} on {balance}: " + "; ".join(problems)
+            f"{entry}: {HOT_WALLET_SESSIONS} sessions x {price} on {balance}: "
+            + "; ".join(problems)
         )
     return (
-        f"{HOT_WALLET_SESSIONS} sessions x {price} on {balance}: {len(wins)} succeeded "
-        f"(= floor), {sum(refusals.values())} 'Insufficient credits', final "
+        f"{entry}: {HOT_WALLET_SESSIONS} sessions x {price} on {balance}: {len(wins)} "
+        f"succeeded (= floor), {sum(refusals.values())} 'Insufficient credits', final "
         f"{money(final)}; {seen} transactions seen in flight at once"
     )
 

@@ -280,7 +280,7 @@ def no_charge_then_fail(ctx) -> str:
             "leads": world.leads(2, "1.00"),
             "dear": world.leads(1, "500.00")[0],
             "cheap": db.scalar(conn, q("faults", "insert-cheap-lead")),
-            "atomic": bool(db.scalar(conn, q("queue", "has-atomic"))),
+            "atomic": bool(db.scalar(conn, q("world", "has-atomic"))),
         }
     flows = ["atomic", "stepwise", "legacy"] if w["atomic"] else ["legacy"]
     problems: list[str] = []

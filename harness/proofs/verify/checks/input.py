@@ -294,7 +294,7 @@ def _refuses(ctx, strategy, what: str) -> str:
         market = Market(conn)
         # purchase_leads_atomic (0004 on) repeats every check of purchase_with_credits in
         # its own body, and it is what the purchase route runs: each call is made to both.
-        atomic = bool(conn.execute(q("input", "has-atomic")).fetchone()[0])
+        atomic = bool(conn.execute(q("world", "has-atomic")).fetchone()[0])
         config = Jsonb(sql_config())
         base = snapshot(conn)
         changed = fingerprint_query(conn)
@@ -347,7 +347,7 @@ def _refuses(ctx, strategy, what: str) -> str:
             try:
                 try:
                     answer = conn.execute(
-                        q("input", "buy-atomic"), (ws, user, leads, total, config)
+                        q("world", "buy-atomic"), (ws, user, leads, total, config)
                     ).fetchone()[0]
                 except Exception as exc:
                     raise CheckFailed(

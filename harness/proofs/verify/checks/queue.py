@@ -315,7 +315,7 @@ def _recipients_run(ctx, smtputf8: bool) -> tuple[list[str], Counter]:
     tally: Counter = Counter()
     flows = ["legacy"]
     with ctx.connect(dsn) as conn:
-        if db.scalar(conn, q("queue", "has-atomic")):
+        if db.scalar(conn, q("world", "has-atomic")):
             flows = ["atomic", "stepwise", "legacy"]
         world = World(conn)
         buyers = []
