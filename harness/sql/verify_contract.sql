@@ -29,3 +29,18 @@ SELECT to_regprocedure('public.purchase_refusal(uuid, uuid, uuid[], numeric, num
 -- name: refusal
 SELECT error_message, balance
 FROM public.purchase_refusal(%s, %s, %s::uuid[], %s, %s);
+
+-- name: has-rate-limit
+SELECT to_regprocedure('public.http_rate_limit_hit(uuid, text, integer, integer, uuid, text)')
+       IS NOT NULL;
+
+-- name: rate-limit-hit
+SELECT public.http_rate_limit_hit(%s, %s, %s, %s, %s, %s);
+
+-- name: rate-limit-window
+-- The fixed window a call made now falls in (the function's own arithmetic).
+SELECT floor(date_part('epoch', clock_timestamp()) / %s);
+
+-- name: rate-limit-keys
+SELECT idempotency_key FROM public.http_rate_limit_keys
+WHERE workspace_id = %s AND bucket = %s ORDER BY idempotency_key;

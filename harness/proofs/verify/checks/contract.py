@@ -10,7 +10,7 @@ import psycopg
 from harness import db
 from harness.config import DB_MESSAGES
 from harness.proofs.verify.context import q
-from harness.proofs.verify.registry import CheckFailed, CheckSkipped, check
+from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
 from harness.proofs.verify.world import World, diff, mark_sold, money, snapshot
 from harness.proofs.verify.world import purchase as _purchase
 
@@ -227,6 +227,112 @@ def refusal_reason_holds(ctx) -> str:
         f"balance, a lead another workspace bought, {money(MAX_AMOUNT)}); its own message "
         f"for each of {len(refusals)} single defects, as purchase_with_credits answers; "
         "nothing changed"
+    )
+
+
+RATE_WINDOW = 3600  # seconds: one check's calls stay inside one window (else redone)
+
+
+@check("contract.rate-limit")
+def rate_limit(ctx) -> str:
+    """http_rate_limit_hit (the purchase route's limits, counted in the database) lets
+    exactly the limit through per user, bucket and window, then answers a Retry-After
+    within the window; other users and buckets count apart; a request's idempotency key
+    is counted once per workspace (its replays go free, a refused key stays uncounted);
+    an invalid limit raises and writes nothing."""
+    conn, world = _world(ctx, audit=False)
+    with conn:
+        if not db.scalar(conn, q("contract", "has-rate-limit")):
+            raise CheckSkipped("no http_rate_limit_hit: the migrations count no requests")
+        for _ in range(3):  # a run that straddles two windows is run again, in the next
+            window = db.scalar(conn, q("contract", "rate-limit-window"), (RATE_WINDOW,))
+            problems, evidence = _rate_limit_run(conn, world)
+            if db.scalar(conn, q("contract", "rate-limit-window"), (RATE_WINDOW,)) == window:
+                break
+        else:
+            raise CheckInconclusive("three runs in a row straddled a window boundary")
+        if problems:
+            raise CheckFailed("; ".join(problems))
+    return evidence
+
+
+def _rate_limit_run(conn, world: World) -> tuple[list[str], str]:
+    problems: list[str] = []
+
+    def call(user, bucket, limit, window=RATE_WINDOW, ws=None, key=None) -> int:
+        args = (user, bucket, limit, window, ws, key)
+        return int(db.scalar(conn, q("contract", "rate-limit-hit"), args))
+
+    def hit(user, bucket="purchase", limit=3, window=RATE_WINDOW, ws=None, key=None) -> int:
+        try:
+            return call(user, bucket, limit, window, ws, key)
+        except psycopg.Error as exc:
+            raise CheckFailed(
+                f"a valid request (limit {limit}, window {window} s, workspace "
+                f"{'set' if ws else 'none'}, key {key!r}) raised {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:160]}"
+            ) from None
+
+    (ws, (a, b, c)), (other, _) = world.workspace(members=3), world.workspace()
+    first = [hit(a) for _ in range(3)]
+    if first != [0, 0, 0]:
+        problems.append(f"the first 3 of a limit of 3 answered {first}, want 0 each")
+    # Another user and another bucket count apart, and must not reset a's count.
+    if hit(b) != 0 or hit(a, bucket="credits") != 0:
+        problems.append("another user's or another bucket's first request was refused")
+    # The smallest valid limit and window, and a workspace without a key (the route's
+    # request without Idempotency-Key), each go through once.
+    if hit(b, bucket="one", limit=1, window=1) != 0 or hit(b, bucket="ws", ws=ws) != 0:
+        problems.append("a first request under limit 1, window 1 s or without a key was refused")
+    over = [hit(a) for _ in range(2)]
+    if any(not 1 <= wait <= RATE_WINDOW for wait in over):
+        problems.append(
+            f"the 4th and 5th of a limit of 3 answered {over}, want a Retry-After of 1 to "
+            f"{RATE_WINDOW} s"
+        )
+    # Keys: counted once per workspace; a refused key is not kept.
+    keyed = [
+        hit(c, limit=2, ws=ws, key="k1"),
+        hit(c, limit=2, ws=ws, key="k1"),  # a replay: free
+        hit(c, limit=2, ws=ws, key="k2"),
+    ]
+    refused = hit(c, limit=2, ws=ws, key="k3")
+    replay = hit(c, limit=2, ws=ws, key="k1")
+    elsewhere = hit(c, limit=2, ws=other, key="k1")  # another workspace's key
+    if keyed != [0, 0, 0] or refused < 1 or replay != 0 or elsewhere < 1:
+        problems.append(
+            f"limit 2 with keys k1, k1 (replay), k2, k3, k1 (replay), k1 in another "
+            f"workspace answered {[*keyed, refused, replay, elsewhere]}, want "
+            "[0, 0, 0, >0, 0, >0]"
+        )
+    kept = [r[0] for r in conn.execute(q("contract", "rate-limit-keys"), (ws, "purchase"))]
+    if kept != ["k1", "k2"]:
+        problems.append(f"keys counted in the workspace: {kept}, want ['k1', 'k2']")
+    before = snapshot(conn)
+    invalid = [
+        (None, "purchase", 3),
+        (a, None, 3),
+        (a, "purchase", 0),
+        (a, "purchase", None),
+        (a, "purchase", 3, 0),
+        (a, "purchase", 3, None),
+    ]
+    for args in invalid:
+        try:
+            with conn.transaction():
+                call(*args)
+        except psycopg.errors.InvalidParameterValue:
+            pass
+        except psycopg.Error as exc:
+            problems.append(f"{args}: raised {type(exc).__name__}, want InvalidParameterValue")
+        else:
+            problems.append(f"{args}: answered instead of raising invalid_parameter_value")
+    if snapshot(conn) != before:
+        problems.append("an invalid limit wrote rows")
+    return problems, (
+        f"limit 3: 3 through, then Retry-After {over} s; other users and buckets apart; "
+        f"keys counted once per workspace (replays free, the refused key not kept); "
+        f"{len(invalid)} invalid limits and windows raised, nothing written"
     )
 
 
