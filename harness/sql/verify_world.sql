@@ -62,3 +62,19 @@ SELECT to_regprocedure('public.purchase_leads_atomic(uuid, uuid, uuid[], numeric
 
 -- name: buy-atomic
 SELECT public.purchase_leads_atomic(%s, %s, %s::uuid[], %s, NULL, NULL, %s);
+
+-- name: complete
+SELECT complete_purchase(%s)::text
+
+-- name: hold-purchase
+-- Holds one purchase row as complete_purchase and refund_purchase lock it.
+SELECT 1 FROM marketplace_purchases WHERE id = %s FOR UPDATE
+
+-- name: purchase-status
+SELECT status::text FROM marketplace_purchases WHERE id = %s
+
+-- name: waiting-on-lock
+SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s
+
+-- name: queue-confirmation
+SELECT queue_purchase_confirmation(%s, %s)

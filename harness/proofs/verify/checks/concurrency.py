@@ -6,6 +6,8 @@ observe more than one transaction in flight at once or it reports an error."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from decimal import Decimal
@@ -13,7 +15,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from harness import db
 from harness.config import DB_MESSAGES
+from harness.money import invariants, service
 from harness.money.service import sql_config
 from harness.proofs.verify.context import q
 from harness.proofs.verify.race import describe, run_race
@@ -122,6 +126,112 @@ def _hot_wallet(ctx, entry: str) -> str:
         f"succeeded (= floor), {sum(refusals.values())} 'Insufficient credits', final "
         f"{money(final)}; {seen} transactions seen in flight at once"
     )
+
+
+SETTLE = {"refund": ("refund", "refunded"), "complete": ("complete", "completed")}
+
+
+@check("concurrency.settle-once")
+def settle_once(ctx) -> str:
+    """A pending purchase whose items and sales are recorded is settled once when
+    complete_purchase and refund_purchase arrive together: with its row held, the first
+    caller is queued, then the second; released, the first settles it and the second
+    answers the status it finds, in both orders. The credits follow the status (given
+    back when refunded, spent when completed) and every invariant holds. A caller that
+    reads the status without locking the row settles a purchase the other already has."""
+    dsn = ctx.new_database()
+    with ctx.connect(dsn) as conn:
+        world = World(conn)
+        buyers = [world.workspace(balance="10.00") for _ in SETTLE]
+        leads = [world.leads(2, "1.50") for _ in SETTLE]
+    pool = db.pool(dsn, min_size=1, max_size=2)
+    try:
+        svc = service.PurchaseService(pool, flow="stepwise")
+        pending = [
+            svc.purchase_and_crash(
+                service.PurchaseRequest(workspace_id=ws, user_id=user, lead_ids=tuple(ids)),
+                after="mark_sold",
+            )
+            for (ws, (user,)), ids in zip(buyers, leads, strict=True)
+        ]
+    finally:
+        pool.close()
+    problems, done = [], []
+    for first, (ws, _), pid in zip(SETTLE, buyers, pending, strict=True):
+        if pid is None:
+            raise CheckInconclusive("the stepwise flow left no pending purchase to settle")
+        second = "complete" if first == "refund" else "refund"
+        answers = _settle_race(ctx, dsn, pid, (first, second))
+        want = SETTLE[first][1]
+        with ctx.connect(dsn) as conn:
+            status = db.scalar(conn, q("world", "purchase-status"), (pid,))
+            balance = World(conn).balance(ws)
+        want_balance = Decimal("10.00") if want == "refunded" else Decimal("7.00")
+        if answers != {first: want, second: want} or status != want:
+            problems.append(
+                f"{first} then {second}: answered {answers}, status {status}; want {want} from both"
+            )
+        if balance != want_balance:
+            problems.append(
+                f"{first} then {second}: balance {money(balance)}, want {money(want_balance)}"
+            )
+        done.append(f"{first} then {second} -> {status}")
+    with ctx.connect(dsn) as conn:
+        violations = invariants.check_invariants(conn)
+    if violations:
+        problems.append(invariants.summary(violations))
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    return f"{'; '.join(done)}; both callers answered the one status; invariants hold"
+
+
+def _settle_race(ctx, dsn: str, pid, order: tuple[str, str]) -> dict[str, str]:
+    """Hold the purchase row, queue ``order[0]`` then ``order[1]`` behind it, release it;
+    each caller's answer."""
+    answers: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def call(conn, what: str) -> None:
+        # As the service completes: the confirmation email queued in the same transaction.
+        try:
+            with conn.transaction():
+                answers[what] = db.scalar(conn, q("world", SETTLE[what][0]), (pid,))
+                if what == "complete" and answers[what] == "completed":
+                    conn.execute(q("world", "queue-confirmation"), (pid, Jsonb(sql_config())))
+        except BaseException as exc:  # reported below, never lost in the thread
+            errors.append(exc)
+
+    with ctx.connect(dsn) as holder, ctx.connect(dsn) as observer:
+        holder.execute("BEGIN")
+        holder.execute(q("world", "hold-purchase"), (pid,))
+        sessions, threads = [], []
+        try:
+            for what in order:
+                c = ctx.connect(dsn)
+                sessions.append(c)
+                t = threading.Thread(target=call, args=(c, what), daemon=True)
+                t.start()
+                threads.append(t)
+                _wait_for_lock(observer, c.info.backend_pid, what)
+        finally:
+            holder.execute("ROLLBACK")
+            for t in threads:
+                t.join(30)
+            for c in sessions:
+                c.close()
+    if errors:
+        raise CheckFailed(f"{order[0]} then {order[1]}: raised {errors[0]!r}")
+    return answers
+
+
+def _wait_for_lock(observer, backend: int, what: str, timeout: float = 10.0) -> None:
+    """Until ``backend`` waits on a lock (``observer`` in autocommit: each read is a new
+    snapshot of pg_stat_activity)."""
+    deadline = time.monotonic() + timeout
+    while not db.scalar(observer, q("world", "waiting-on-lock"), (backend,)):
+        if time.monotonic() > deadline:
+            raise CheckInconclusive(f"{what} never waited for the held purchase row")
+        time.sleep(0.005)
 
 
 @check("concurrency.conservation")
