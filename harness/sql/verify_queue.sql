@@ -31,3 +31,9 @@ ORDER BY id
 
 -- name: count-purchases
 SELECT count(*) FROM marketplace_purchases WHERE buyer_workspace_id = %(workspace_id)s
+
+-- name: enqueue
+SELECT enqueue_email(%s, %s, %s, %s)
+
+-- name: jobs-of-purchase
+SELECT id FROM email_jobs WHERE purchase_id = %s ORDER BY id

@@ -25,7 +25,7 @@ from harness import db
 from harness.outbox import queue, worker
 from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
-from harness.proofs.verify.world import World, purchase
+from harness.proofs.verify.world import World, purchase, snapshot
 
 FATES = ("commit", "rollback", "terminate", "refuse")
 
@@ -423,6 +423,103 @@ def _credit_payload(address: str, name: str) -> dict:
         "package_name": "starter",
         "new_balance": "1.00",
     }
+
+
+def _confirmation_payload(purchase_id) -> dict:
+    return {
+        "email": "buyer@example.com",
+        "name": "Buyer",
+        "total_leads": 1,
+        "total_price": "1.00",
+        "purchase_id": str(purchase_id),
+        "download_url": f"https://app.example.com/download/{purchase_id}",
+        "download_expires_at": "2030-01-01T00:00:00+00:00",
+    }
+
+
+@check("queue.enqueue-contract")
+def enqueue_contract(ctx) -> str:
+    """enqueue_email, the outbox's one way in: a purchase gets one confirmation job
+    however often it is asked for (its id read from the payload when not given); credit
+    emails are not merged; an unknown kind, a payload that is not an object or lacks a
+    key (or holds null for it), and a confirmation whose payload names another purchase
+    raise invalid_parameter_value and write nothing."""
+    conn = ctx.connect(ctx.new_database(audit=False))
+    with conn:
+        world = World(conn)
+        ws, (user,) = world.workspace(balance="10.00")
+        bought = []
+        for lead in world.leads(2, "1.00"):
+            ans = purchase(conn, ws, user, [lead], Decimal("1.00"))
+            if not ans.success:
+                raise CheckInconclusive(f"setting up: a purchase was refused: {ans.error_message}")
+            bought.append(ans.purchase_id)
+        p1, p2 = bought
+        problems: list[str] = []
+
+        def raw(kind, payload, purchase_id=None):
+            return db.scalar(
+                conn,
+                q("queue", "enqueue"),
+                (kind, None if payload is None else Jsonb(payload), purchase_id, ws),
+            )
+
+        def enqueue(kind, payload, purchase_id=None):
+            try:
+                return raw(kind, payload, purchase_id)
+            except psycopg.Error as exc:
+                raise CheckFailed(
+                    f"a valid {kind} email (purchase {purchase_id}) raised "
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+                ) from None
+
+        first = enqueue("purchase_confirmation", _confirmation_payload(p1), p1)
+        again = enqueue("purchase_confirmation", _confirmation_payload(p1), p1)
+        inferred = enqueue("purchase_confirmation", _confirmation_payload(p2))
+        named = enqueue("purchase_confirmation", _confirmation_payload(p2), p2)
+        for pid, want in ((p1, [first]), (p2, [inferred])):
+            got = [r[0] for r in conn.execute(q("queue", "jobs-of-purchase"), (pid,))]
+            if got != want:
+                problems.append(f"confirmation jobs of one purchase: {got}, want {want}")
+        if again != first or named != inferred:
+            problems.append(
+                f"asking again answered jobs {again} and {named}, want the first ones "
+                f"{first} and {inferred}"
+            )
+        credit = _credit_payload("buyer@example.com", "Buyer")
+        if enqueue("credit_purchase", credit) == enqueue("credit_purchase", credit):
+            problems.append("two credit emails were merged into one job")
+        missing = {k: v for k, v in _confirmation_payload(p1).items() if k != "email"}
+        bad = [
+            ("an unknown kind", "refund_notice", credit, None),
+            ("no payload", "credit_purchase", None, None),
+            ("a payload that is a list", "credit_purchase", ["email"], None),
+            ("a payload without email", "purchase_confirmation", missing, p1),
+            ("a null email", "credit_purchase", {**credit, "email": None}, None),
+            ("another purchase's payload", "purchase_confirmation", _confirmation_payload(p1), p2),
+        ]
+        before = snapshot(conn)
+        for label, kind, payload, pid in bad:
+            try:
+                with conn.transaction():
+                    raw(kind, payload, pid)
+            except psycopg.errors.InvalidParameterValue:
+                continue
+            except psycopg.Error as exc:
+                problems.append(
+                    f"{label}: raised {type(exc).__name__}, want invalid_parameter_value"
+                )
+            else:
+                problems.append(f"{label}: accepted")
+        if snapshot(conn) != before:
+            problems.append("a refused enqueue wrote rows")
+        if problems:
+            raise CheckFailed("; ".join(problems))
+    return (
+        "one confirmation job per purchase, asked for twice each (once with its id read "
+        f"from the payload); credit emails kept apart; {len(bad)} bad calls raised "
+        "invalid_parameter_value and wrote nothing"
+    )
 
 
 @check("queue.recipients")
