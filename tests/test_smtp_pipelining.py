@@ -182,22 +182,31 @@ def test_a_server_that_takes_data_after_refusing_every_recipient_gets_no_message
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
-def test_a_line_break_in_an_envelope_address_cannot_add_a_command(pipelining):
+@pytest.mark.parametrize("hostile", ["sender", "recipient"])
+def test_a_line_break_in_an_envelope_address_cannot_add_a_command(pipelining, hostile):
     sink = Sink(pipelining=pipelining)
-    msg, _ = message(1)
-    hostile = "buyer1@example.com>\r\nRCPT TO:<thief@example.com>\r\nDATA"
+    msg, to = message(1)
+    sender = "a@example.com"
+    if hostile == "sender":
+        sender += "\r\nRCPT TO:<thief@example.com>"
+    else:
+        to += ">\r\nRCPT TO:<thief@example.com>\r\nDATA"
     with running(sink) as url:
         parts = urlsplit(url)
         smtp = _Smtp(parts.hostname, parts.port, timeout=5)
         try:
-            smtp.send_message(msg, from_addr="a@example.com\r\nRSET", to_addrs=[hostile])
-            after, to = message(2)
-            smtp.send_message(after, to_addrs=[to])
+            # Depending on the Python version, smtplib's quoteaddr parses the address down
+            # to its mailbox, or putcmd refuses the line break before writing the command.
+            try:
+                smtp.send_message(msg, from_addr=sender, to_addrs=[to])
+            except ValueError as exc:
+                assert "prohibited newline" in str(exc)
+                smtp.rset()  # as the Mailer does after any error (it reconnects)
+            after, after_to = message(2)
+            smtp.send_message(after, to_addrs=[after_to])
         finally:
             smtp.close()
-    # The address is parsed down to its mailbox before it becomes a command (smtplib's
-    # quoteaddr, in both modes): one recipient each, the thief never one of them.
-    assert [d.recipients for d in sink.deliveries] == [
-        ("buyer1@example.com",),
-        ("buyer2@example.com",),
-    ]
+    recipients = [r for d in sink.deliveries for r in d.recipients]
+    assert "thief@example.com" not in recipients
+    assert set(recipients) <= {"buyer1@example.com", "buyer2@example.com"}
+    assert recipients[-1] == "buyer2@example.com"
