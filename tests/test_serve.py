@@ -208,7 +208,17 @@ def test_a_refunded_pending_or_expired_purchase_is_never_downloaded(serve, world
     )
 
 
+def fresh_window(needed: float = 20.0) -> None:
+    """Wait, if need be, for a new rate-limit window: the limits count per fixed window
+    (epoch-aligned, as the database computes it), and a test whose requests straddled two
+    would see its count start again halfway."""
+    into = time.time() % contract.WINDOW_S
+    if into > contract.WINDOW_S - needed:
+        time.sleep(contract.WINDOW_S - into + 0.2)
+
+
 def test_the_rate_limit_refuses_with_retry_after_and_never_counts_a_replay_twice(serve, world):
+    fresh_window()
     ws, (user,) = world.workspace(balance="100.00")
     leads = world.leads(4, "1.00")
     with serve(limits=Limits(purchase=3, credits=1)) as url:
@@ -234,6 +244,7 @@ def test_the_rate_limit_refuses_with_retry_after_and_never_counts_a_replay_twice
 
 
 def test_the_rate_limit_holds_across_two_server_processes_on_one_database(db, world):
+    fresh_window()
     ws, (user,) = world.workspace(balance="100.00")
     leads = world.leads(6, "1.00")
     config = AppConfig(dsn=db, secret=SECRET, limits=Limits(purchase=4, credits=4))
