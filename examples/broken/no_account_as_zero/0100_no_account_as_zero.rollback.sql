@@ -1,17 +1,17 @@
 -- Rollback of 0100_no_account_as_zero.
 -- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
 -- by hand (edit the manifest and regenerate).
--- Restores purchase_refusal as migrations/0006_faster_money_functions.sql creates it,
+-- Restores purchase_refusal as migrations/0010_refusal_at_one_moment.sql creates it,
 -- exactly.
 
 -- Guarantees: the answer to a purchase that purchase_with_credits must refuse: the message
 -- of the first check the call fails, in the order of 0005's purchase_with_credits, and the
 -- balance that goes with it; NULL when no check fails at this function's own snapshot.
--- Reads only, without locks: it reads with a new snapshot, later than the caller's
--- refused attempt, so its caller holds the leads' locks before it asks about leads, and
--- on NULL tries the purchase again: between the two reads a refund may have given back
--- the lead or the credits the attempt lacked, and a refusal for a reason that held at
--- neither moment is an answer no order of events explains.
+-- Reads only, without locks, and all at one snapshot (STABLE: the calling statement's):
+-- later than the caller's refused attempt, so its caller holds the leads' locks before it
+-- asks about leads, and on NULL tries the purchase again: between the two reads a refund
+-- may have given back the lead or the credits the attempt lacked, and a refusal for a
+-- reason that held at neither moment is an answer no order of events explains.
 CREATE OR REPLACE FUNCTION public.purchase_refusal(
   p_workspace_id uuid,
   p_user_id uuid,
@@ -22,6 +22,7 @@ CREATE OR REPLACE FUNCTION public.purchase_refusal(
   OUT balance numeric(10,2)
 )
 LANGUAGE plpgsql
+STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -91,10 +92,3 @@ BEGIN
   END IF;
 END;
 $$;
-
-REVOKE ALL ON FUNCTION
-  public.purchase_refusal(uuid, uuid, uuid[], numeric, numeric)
-FROM PUBLIC, anon, authenticated;
-GRANT EXECUTE ON FUNCTION
-  public.purchase_refusal(uuid, uuid, uuid[], numeric, numeric)
-TO service_role;

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from harness import db
@@ -21,7 +22,7 @@ from harness.money import invariants, service
 from harness.money.service import sql_config
 from harness.proofs.verify.context import q
 from harness.proofs.verify.race import describe, run_race
-from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
+from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
 from harness.proofs.verify.world import World, mark_sold, money, purchase
 
 HOT_WALLET_SESSIONS = 24
@@ -232,6 +233,109 @@ def _wait_for_lock(observer, backend: int, what: str, timeout: float = 10.0) -> 
         if time.monotonic() > deadline:
             raise CheckInconclusive(f"{what} never waited for the held purchase row")
         time.sleep(0.005)
+
+
+# Tables purchase_refusal reads that refund_purchase does not write (it writes no leads row
+# of a purchase whose sales were never counted): held, they pause the refusal between
+# reads while the refund commits. The first must make it wait.
+REFUSAL_PAUSES = ("leads", "workspace_members")
+
+
+@check("concurrency.refusal-one-moment")
+def refusal_one_moment(ctx) -> str:
+    """purchase_refusal reads its answer at one moment. A workspace whose whole balance
+    went to a pending purchase of a lead asks why it cannot buy that lead again; its call
+    is paused between reads (a table it reads is held in ACCESS EXCLUSIVE mode), the
+    pending purchase is refunded meanwhile (credits back, the lead no longer its own),
+    then the table is let go. The answer must be one that held at one moment of the call:
+    'Leads already purchased' with the balance before the refund, or no reason (the
+    purchase now goes) with the balance after. A function that reads at several moments
+    answers 'Insufficient credits': the balance from before the refund with the leads
+    from after, a refusal no order of events explains, handed to a buyer whose refund
+    had just made the purchase possible."""
+    dsn = ctx.new_database()
+    with ctx.connect(dsn) as conn:
+        if not db.scalar(conn, q("contract", "has-refusal")):
+            raise CheckSkipped("no purchase_refusal: the functions do not read a reason again")
+    problems, seen = [], []
+    for table in REFUSAL_PAUSES:
+        with ctx.connect(dsn) as conn:
+            world = World(conn)
+            ws, (user,) = world.workspace(balance="2.00")
+            leads = world.leads(1, "2.00")
+            bought = purchase(conn, ws, user, leads, Decimal("2.00"))
+        if not bought.success or bought.purchase_id is None:
+            raise CheckFailed(f"setting up: the 2.00 purchase was refused ({bought.error_message})")
+        answer, waited = _paused_refusal(ctx, dsn, table, (ws, user, leads), bought.purchase_id)
+        if waited:
+            seen.append(table)
+        reason, balance = answer
+        held_before = DB_MESSAGES.get(reason or "") == "duplicate_purchase" and balance == 0
+        held_after = reason is None and balance == Decimal("2.00")
+        if not (held_before or held_after):
+            problems.append(
+                f"paused on {table}: named {reason!r} with balance {money(balance)}; at the "
+                "call's start the lead was the workspace's (balance 0.00), at its end the "
+                "purchase would go (balance 2.00)"
+            )
+    if REFUSAL_PAUSES[0] not in seen:
+        raise CheckInconclusive(
+            f"purchase_refusal never waited for the held {REFUSAL_PAUSES[0]} table: the "
+            "refund could not land between its reads, so nothing was proved"
+        )
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    return f"paused on {', '.join(seen)}; each answer held at one moment of its call"
+
+
+def _paused_refusal(ctx, dsn: str, table: str, ask: tuple, pid) -> tuple[tuple, bool]:
+    """purchase_refusal(``ask``) with ``table`` held, ``pid`` refunded while it waits:
+    its (reason, balance) and whether it was seen waiting."""
+    result: list[tuple] = []
+    errors: list[BaseException] = []
+    ws, user, leads = ask
+
+    def call(conn) -> None:
+        try:
+            row = conn.execute(q("contract", "refusal"), (ws, user, leads, 2, 2)).fetchone()
+            result.append(tuple(row) if row else (None, None))
+        except BaseException as exc:  # reported below, never lost in the thread
+            errors.append(exc)
+
+    with ctx.connect(dsn) as holder, ctx.connect(dsn) as observer, ctx.connect(dsn) as asker:
+        holder.execute("BEGIN")
+        holder.execute(
+            sql.SQL("LOCK TABLE public.{} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table))
+        )
+        thread = threading.Thread(target=call, args=(asker,), daemon=True)
+        try:
+            thread.start()
+            waited = _waits(observer, asker.info.backend_pid, thread)
+            if waited:
+                # The refund must not need the held table: give up rather than hang.
+                with ctx.connect(dsn) as refunder:
+                    refunder.execute("SET lock_timeout = '10s'")
+                    refunded = db.scalar(refunder, q("world", "refund"), (pid,))
+                if refunded != "refunded":
+                    raise CheckFailed(f"refund_purchase answered {refunded!r}, not 'refunded'")
+        finally:
+            holder.execute("ROLLBACK")
+            thread.join(30)
+    if errors:
+        raise CheckFailed(f"purchase_refusal raised {errors[0]!r}")
+    if not result:
+        raise CheckInconclusive("purchase_refusal did not answer within 30 s")
+    return result[0], waited
+
+
+def _waits(observer, backend: int, thread: threading.Thread, timeout: float = 10.0) -> bool:
+    """True once ``backend`` waits on a lock; False when its call ended first."""
+    deadline = time.monotonic() + timeout
+    while not db.scalar(observer, q("world", "waiting-on-lock"), (backend,)):
+        if not thread.is_alive() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 @check("concurrency.conservation")
