@@ -21,18 +21,15 @@ carries the model's answer as its expectation, ``[expect]`` the model's final st
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis import seed
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -56,9 +53,7 @@ from harness.drivers.scenarios.runner import Session, StepResult, World, show_an
 from harness.money import model
 from harness.money.invariants import Violation, check_invariants
 from harness.money.repository import KeyStatus, PurchaseStatus
-
-# Hypothesis keeps global state: one state machine (or @given test) at a time.
-HYPOTHESIS_LOCK = threading.Lock()
+from harness.proofs.properties import exclusive, quiet_settings
 
 # The default run: 24 sequences of at most 8 steps after their opening purchases, in
 # three rounds of 8 (about 250 steps: 8-9 s on 2 shared cores under load). The same seed
@@ -699,20 +694,8 @@ def run_lifecycle(
     started = time.perf_counter()
     run = Run(dsn, migration_dirs, flows)
     try:
-        config = settings(
-            max_examples=ROUND,
-            stateful_step_count=steps,
-            database=None,
-            deadline=None,
-            derandomize=False,
-            phases=[Phase.explicit, Phase.generate, Phase.shrink],
-            suppress_health_check=list(HealthCheck),
-            verbosity=Verbosity.quiet,
-            report_multiple_bugs=False,
-            print_blob=False,
-        )
-        with HYPOTHESIS_LOCK, warnings.catch_warnings(), shrink_budget(shrink_seconds):
-            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
+        config = quiet_settings(ROUND, stateful_step_count=steps)
+        with exclusive(), shrink_budget(shrink_seconds):
             for number in range(max(1, -(-examples // ROUND))):
                 if (
                     number
@@ -733,7 +716,6 @@ def run_lifecycle(
 __all__ = [
     "DEFAULT_EXAMPLES",
     "DEFAULT_STEPS",
-    "HYPOTHESIS_LOCK",
     "WORLD",
     "ModelFailure",
     "Report",

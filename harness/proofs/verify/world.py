@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -31,6 +32,25 @@ class Answer:
     error_message: str | None
     new_balance: Decimal | None
     purchase_id: uuid.UUID | None
+
+    @classmethod
+    def from_atomic(cls, answer: dict[str, Any]) -> Answer:
+        """purchase_leads_atomic's answer (see :func:`purchase_atomic`) in these terms."""
+        response = answer.get("response") or {}
+        balance = response.get("new_balance", answer.get("balance"))
+        purchase_id = response.get("purchase_id")
+        return cls(
+            success=answer.get("status") in ("completed", "replayed"),
+            error_message=answer.get("error_message"),
+            new_balance=None if balance is None else Decimal(balance),
+            purchase_id=None if purchase_id is None else uuid.UUID(purchase_id),
+        )
+
+
+def purchase_atomic(conn: psycopg.Connection, ws, user, leads, total, config) -> dict[str, Any]:
+    """Call purchase_leads_atomic without an idempotency key; its jsonb answer ({} for
+    NULL, which no version answers: the callers then find no status)."""
+    return db.scalar(conn, q("world", "buy-atomic"), (ws, user, leads, total, config)) or {}
 
 
 def purchase(conn: psycopg.Connection, ws, user, leads, total, credits=None) -> Answer:

@@ -4,25 +4,22 @@ purchase records."""
 
 from __future__ import annotations
 
-import warnings
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisDeprecationWarning
 from psycopg.types.json import Jsonb
 
 from harness import db
 from harness.config import MARKETPLACE_CONFIG
 from harness.money.commission import calculate_commission
 from harness.money.service import sql_config
-from harness.proofs.verify.checks.input import _HYPOTHESIS
+from harness.proofs.properties import run_property
 from harness.proofs.verify.context import CheckContext, q
 from harness.proofs.verify.registry import CheckFailed, CheckSkipped, check
-from harness.proofs.verify.world import World
+from harness.proofs.verify.world import Answer, World, purchase_atomic
 
 EXAMPLES = 300
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -93,24 +90,12 @@ def model_commission(ctx: CheckContext) -> str:
                 )
                 raise CheckFailed(failing[-1])
 
-        test = seed(ctx.seed)(
-            settings(
-                max_examples=EXAMPLES,
-                database=None,
-                deadline=None,
-                phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                suppress_health_check=list(HealthCheck),
-                verbosity=Verbosity.quiet,
-                report_multiple_bugs=False,
-                print_blob=False,
-            )(given(prices, rates, rates, pass_rates, ages)(prop))
-        )
-        with _HYPOTHESIS, warnings.catch_warnings():
-            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-            try:
-                test()
-            except CheckFailed:
-                raise CheckFailed(failing[-1] if failing else "a commission differs") from None
+        try:
+            run_property(
+                prop, prices, rates, rates, pass_rates, ages, seed_value=ctx.seed, examples=EXAMPLES
+            )
+        except CheckFailed:
+            raise CheckFailed(failing[-1] if failing else "a commission differs") from None
         recorded = _recorded(conn, config)
     return (
         f"{count[0]} sales (seed {ctx.seed}) at the rules' edges: the rules' rate, amount "
@@ -130,10 +115,8 @@ def _recorded(conn, config: Jsonb) -> str:
         fresh = world.named_leads("fresh", 1, "3.33", partner=partner, age_days=0)
         old = world.named_leads("old", 1, "7.77", partner=partner, age_days=30)
         leads = sorted([*fresh.values(), *old.values()])
-        answer = db.scalar(
-            conn, q("world", "buy-atomic"), (ws, user, leads, Decimal("11.10"), config)
-        )
-        purchase_id = (answer or {}).get("response", {}).get("purchase_id")
+        answer = purchase_atomic(conn, ws, user, leads, Decimal("11.10"), config)
+        purchase_id = Answer.from_atomic(answer).purchase_id
         if purchase_id is None:
             raise CheckFailed(f"setting up: the atomic purchase of two leads answered {answer}")
         for row in conn.execute(q("model", "items-with-commission"), (purchase_id,)):

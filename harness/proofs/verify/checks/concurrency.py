@@ -23,7 +23,14 @@ from harness.money.service import sql_config
 from harness.proofs.verify.context import q
 from harness.proofs.verify.race import describe, run_race
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
-from harness.proofs.verify.world import World, mark_sold, money, purchase
+from harness.proofs.verify.world import (
+    Answer,
+    World,
+    mark_sold,
+    money,
+    purchase,
+    purchase_atomic,
+)
 
 HOT_WALLET_SESSIONS = 24
 
@@ -69,15 +76,6 @@ def hot_wallet(ctx) -> str:
     return "; ".join(results)
 
 
-class _Answer:
-    """purchase_leads_atomic's answer in purchase_with_credits' terms."""
-
-    def __init__(self, answer: dict[str, Any] | None) -> None:
-        answer = answer or {}
-        self.success = answer.get("status") == "completed"
-        self.error_message = answer.get("error_message")
-
-
 def _hot_wallet(ctx, entry: str) -> str:
     dsn = ctx.new_database()
     balance, price = Decimal("5.00"), Decimal("0.70")
@@ -90,8 +88,7 @@ def _hot_wallet(ctx, entry: str) -> str:
     def buy(c, i):
         if entry == "purchase_with_credits":
             return purchase(c, ws, user, [leads[i]], price)
-        row = c.execute(q("world", "buy-atomic"), (ws, user, [leads[i]], price, config))
-        return _Answer(row.fetchone()[0])
+        return Answer.from_atomic(purchase_atomic(c, ws, user, [leads[i]], price, config))
 
     outcomes, seen = run_race(dsn, HOT_WALLET_SESSIONS, buy)
     _raised(outcomes)

@@ -8,36 +8,31 @@ starts from the same world; the snapshot of every table is compared inside it.
 
 from __future__ import annotations
 
-import threading
 import uuid
-import warnings
 from dataclasses import dataclass
 from decimal import Decimal
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisDeprecationWarning
 from psycopg.types.json import Jsonb
 
 from harness.config import DB_MESSAGES
 from harness.money.service import sql_config
+from harness.proofs.properties import run_property
 from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
 from harness.proofs.verify.world import (
+    Answer,
     World,
     diff,
     fingerprint_query,
     mark_sold,
     purchase,
+    purchase_atomic,
     snapshot,
 )
 from harness.values import MAX_AMOUNT
 
 EXAMPLES = 120
-# Hypothesis keeps global state: the runner runs the "hypothesis" group one check at a
-# time, and the lock keeps it so when a check is called some other way.
-_HYPOTHESIS = threading.Lock()
-
 PRICES = {
     "l1": Decimal("1.00"),
     "l2": Decimal("2.50"),
@@ -346,9 +341,7 @@ def _refuses(ctx, strategy, what: str) -> str:
             conn.execute("BEGIN")
             try:
                 try:
-                    answer = conn.execute(
-                        q("world", "buy-atomic"), (ws, user, leads, total, config)
-                    ).fetchone()[0]
+                    answer = purchase_atomic(conn, ws, user, leads, total, config)
                 except Exception as exc:
                     raise CheckFailed(
                         f"purchase_leads_atomic raised instead of answering: "
@@ -358,13 +351,15 @@ def _refuses(ctx, strategy, what: str) -> str:
                 after = snapshot(conn) if after_fp != base_fp else base
             finally:
                 conn.execute("ROLLBACK")
-            status = (answer or {}).get("status")
-            if status != "refused":
-                raise CheckFailed(f"purchase_leads_atomic answered {status!r}: {answer}")
-            code = _answer_code((answer or {}).get("error_message"))
+            if answer.get("status") != "refused":
+                raise CheckFailed(
+                    f"purchase_leads_atomic answered {answer.get('status')!r}: {answer}"
+                )
+            message = Answer.from_atomic(answer).error_message
+            code = _answer_code(message)
             if code not in call.expect:
                 raise CheckFailed(
-                    f"purchase_leads_atomic answered {answer.get('error_message')!r} ({code}), "
+                    f"purchase_leads_atomic answered {message!r} ({code}), "
                     f"want one of {sorted(call.expect)}"
                 )
             if after != base:
@@ -373,27 +368,11 @@ def _refuses(ctx, strategy, what: str) -> str:
                 )
             seen["(and purchase_leads_atomic)"] = seen.get("(and purchase_leads_atomic)", 0) + 1
 
-        test = seed(ctx.seed)(
-            settings(
-                max_examples=EXAMPLES,
-                database=None,
-                deadline=None,
-                derandomize=False,
-                phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                suppress_health_check=list(HealthCheck),
-                verbosity=Verbosity.quiet,
-                report_multiple_bugs=False,
-                print_blob=False,
-            )(given(call=strategy)(prop))
-        )
-        with _HYPOTHESIS, warnings.catch_warnings():
-            # Other checks' threads draw random numbers while this one generates.
-            warnings.simplefilter("ignore", HypothesisDeprecationWarning)
-            try:
-                test()
-            except CheckFailed as exc:
-                example = _show(failing[-1]) if failing else "(no example recorded)"
-                raise CheckFailed(f"{exc.detail}; falsifying example: {example}") from None
+        try:
+            run_property(prop, call=strategy, seed_value=ctx.seed, examples=EXAMPLES)
+        except CheckFailed as exc:
+            example = _show(failing[-1]) if failing else "(no example recorded)"
+            raise CheckFailed(f"{exc.detail}; falsifying example: {example}") from None
         answers = ", ".join(f"{m!r} x{n}" for m, n in sorted(seen.items()))
         return f"{count[0]} {what} (seed {ctx.seed}) all refused, no row changed: {answers}"
 
