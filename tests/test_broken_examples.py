@@ -25,8 +25,16 @@ def ids(v: variants.Variant) -> str:
     return v.name
 
 
-def base_text(v: variants.Variant) -> str:
-    return (ROOT / v.base).read_text()
+def copied(v: variants.Variant, side: str = "forward") -> str:
+    """The variant's functions as the migrations it copies (or, for the rollback, restores)
+    create them, each from its own source."""
+    found = variants.sources(v, ROOT, copy=side == "forward")
+    return "\n\n".join(extract((ROOT / found[f]).read_text(), f).text for f in v.functions)
+
+
+def grants_of(v: variants.Variant, side: str) -> list[str]:
+    found = variants.sources(v, ROOT, copy=side == "forward")
+    return [g for f in v.functions for g in extract((ROOT / found[f]).read_text(), f).grants]
 
 
 # -- (a) the committed files are what the generator makes ---------------------------------
@@ -71,7 +79,11 @@ def test_drift_names_a_hand_edited_file_and_write_repairs_it(repo_copy, capsys):
 
 
 def test_a_change_to_the_released_migration_shows_as_drift_in_every_copy(repo_copy):
-    (base,) = {v.base for v in WITH_FUNCTIONS if "purchase_with_credits" in v.functions}
+    (base,) = {
+        variants.sources(v, ROOT)["purchase_with_credits"]
+        for v in WITH_FUNCTIONS
+        if "purchase_with_credits" in v.functions
+    }
     migration = repo_copy / str(base)
     migration.write_text(
         migration.read_text().replace(
@@ -88,6 +100,37 @@ def test_a_change_to_the_released_migration_shows_as_drift_in_every_copy(repo_co
     }
     assert "examples/broken/no_row_lock/0100_no_row_lock.rollback.sql" in copies
     assert drifted == copies
+
+
+def test_each_function_is_copied_as_the_migrations_up_to_the_base_leave_it(tmp_path):
+    (no_row_lock,) = [v for v in VARIANTS if v.name == "no_row_lock"]
+    assert variants.sources(no_row_lock, ROOT) == {
+        "purchase_with_credits": "migrations/0006_faster_money_functions.sql",
+        "purchase_leads_atomic": "migrations/0010_refusal_at_one_moment.sql",
+    }
+    older = write_manifest(
+        tmp_path / "older",
+        MANIFEST.replace("0002_atomic_credit_purchase", "0005_harden_money_functions").replace(
+            '"purchase_with_credits"', '"purchase_leads_atomic"'
+        ),
+    )
+    assert variants.sources(variants.load(older), ROOT) == {
+        "purchase_leads_atomic": "migrations/0005_harden_money_functions.sql"
+    }
+
+
+def test_copy_from_copies_an_older_version_and_the_rollback_restores_the_base_level():
+    (late,) = [v for v in VARIANTS if v.name == "atomic_refusal_balance_read_late"]
+    assert late.copy_from == "migrations/0006_faster_money_functions.sql"
+    assert variants.sources(late, ROOT) == {"purchase_leads_atomic": late.copy_from}
+    assert variants.sources(late, ROOT, copy=False) == {
+        "purchase_leads_atomic": "migrations/0010_refusal_at_one_moment.sql"
+    }
+    files = render(late, ROOT)
+    forward = extract(files[f"{late.stem}.sql"], "purchase_leads_atomic").statement
+    restored = extract(files[f"{late.stem}.rollback.sql"], "purchase_leads_atomic").statement
+    assert "RAISE EXCEPTION 'Insufficient credits'" in forward
+    assert "SQLSTATE 'HM001'" in restored and "SQLSTATE 'HM001'" not in forward
 
 
 def test_drift_covers_the_readme_table_and_stray_sql(repo_copy):
@@ -109,9 +152,8 @@ def test_drift_covers_the_readme_table_and_stray_sql(repo_copy):
 
 @pytest.mark.parametrize("v", [v for v in GENERATED if v.replace], ids=ids)
 def test_every_replacement_occurs_exactly_once_in_its_base(v):
-    copied = "\n\n".join(extract(base_text(v), f).text for f in v.functions)
     for r in v.replace:
-        assert copied.count(r.old) == 1, (v.name, r.old)
+        assert copied(v, r.target).count(r.old) == 1, (v.name, r.old)
         assert r.old != r.new, (v.name, r.old)
 
 
@@ -230,7 +272,7 @@ def test_each_generated_function_differs_from_its_base_by_exactly_the_replacemen
         assert "CREATE OR REPLACE FUNCTION" not in (v.directory / name).read_text()
         return
     committed = (v.directory / name).read_text()
-    base = "\n\n".join(extract(base_text(v), f).text for f in v.functions)
+    base = copied(v, side)
     copy = "\n\n".join(extract(committed, f, name).text for f in v.functions)
     edits = v.replacements(side)
     assert copy == expected_copy(base, edits)
@@ -239,9 +281,8 @@ def test_each_generated_function_differs_from_its_base_by_exactly_the_replacemen
     assert changed <= allowed, (v.name, side, sorted(changed - allowed))
     assert bool(changed) == bool(edits)
     if v.grants:
-        for f in v.functions:
-            for grant in extract(base_text(v), f).grants:
-                assert grant in committed, (v.name, side, grant)
+        for grant in grants_of(v, side):
+            assert grant in committed, (v.name, side, grant)
 
 
 def test_a_grant_naming_several_functions_is_copied_for_the_one_function():

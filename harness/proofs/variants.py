@@ -20,7 +20,11 @@ Manifest keys (unknown keys are an error)::
     also_fail = ["input.availability"]       # optional: fail too in a full run (README)
     notes = "..."              # optional Markdown after must_fail in the README table
     comment = '''...'''        # optional prose for the SQL header (else the description)
-    base = "migrations/0002_atomic_credit_purchase.sql"  # relative to the repository root
+    base = "migrations/0002_atomic_credit_purchase.sql"  # relative to the repository root:
+                               # the migration level the example sits on; each function is
+                               # as the latest migration up to it creates it
+    copy_from = "migrations/0006_..."  # optional: copy the functions as this migration
+                               # creates them instead (the rollback still restores base's)
     depends = "0002_..."       # optional; defaults to the base's migration id
     stem = "0100_x"            # optional; defaults to 0100_<directory name>
     functions = ["purchase_with_credits"]    # copied whole from the base
@@ -68,6 +72,7 @@ _KEYS = {
     "notes",
     "comment",
     "base",
+    "copy_from",
     "depends",
     "stem",
     "functions",
@@ -107,6 +112,7 @@ class Variant:
     comment: str = ""
     generated: bool = True
     base: str | None = None
+    copy_from: str | None = None
     depends: str | None = None
     stem: str = ""
     functions: tuple[str, ...] = ()
@@ -222,6 +228,7 @@ def load(directory: Path | str, examples_root: Path | str | None = None) -> Vari
         comment=_string(path, data, "comment").strip("\n"),
         generated=data.get("generated", True),
         base=_optional(path, data, "base"),
+        copy_from=_optional(path, data, "copy_from"),
         depends=_optional(path, data, "depends"),
         stem=_string(path, data, "stem", f"0100_{directory.name}"),
         functions=_strings(path, data, "functions"),
@@ -373,19 +380,71 @@ def _names(functions: tuple[str, ...]) -> str:
     return ", ".join(functions)
 
 
-def base_functions(variant: Variant, repo_root: Path | str) -> list[Function]:
-    """The variant's functions as its base migration defines them."""
+def _creates(text: str, name: str) -> bool:
+    return bool(
+        re.search(
+            rf"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?{re.escape(name)}\s*\(",
+            text,
+            re.M | re.I,
+        )
+    )
+
+
+def _read(variant: Variant, repo_root: Path, relative: str) -> str:
+    try:
+        return (repo_root / relative).read_text()
+    except OSError as exc:
+        raise _fail(variant.manifest, f"{relative}: {exc.strerror}") from exc
+
+
+def sources(variant: Variant, repo_root: Path | str, *, copy: bool = True) -> dict[str, str]:
+    """Each of the variant's functions -> the migration (relative to ``repo_root``) its
+    text comes from: for the copies (``copy``) the manifest's ``copy_from`` when it gives
+    one; otherwise, and for the rollback's restore, the latest migration up to ``base``
+    (in its directory, by name) that creates it."""
     if variant.base is None:
         raise _fail(variant.manifest, "base is required (the released migration it derives from)")
-    path = Path(repo_root) / variant.base
+    root = Path(repo_root)
+    if copy and variant.copy_from is not None:
+        return {name: variant.copy_from for name in variant.functions}
+    base = Path(variant.base)
+    _read(variant, root, variant.base)  # a missing base is named as such
+    level = sorted(
+        p.name
+        for p in (root / base.parent).glob("*.sql")
+        if not p.name.endswith(".rollback.sql") and p.name <= base.name
+    )
+    out = {}
+    for name in variant.functions:
+        found = [m for m in level if _creates(_read(variant, root, str(base.parent / m)), name)]
+        # None found: the base itself is named, and extract() says it has none.
+        out[name] = (base.parent / found[-1]).as_posix() if found else variant.base
+    return out
+
+
+def base_functions(variant: Variant, repo_root: Path | str, *, copy: bool = True) -> list[Function]:
+    """The variant's functions as the migrations define them (see :func:`sources`)."""
+    root = Path(repo_root)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise _fail(variant.manifest, f"base {variant.base}: {exc.strerror}") from exc
-    try:
-        return [extract(text, name, str(variant.base)) for name in variant.functions]
+        return [
+            extract(_read(variant, root, source), name, source)
+            for name, source in sources(variant, root, copy=copy).items()
+        ]
     except ValueError as exc:
         raise _fail(variant.manifest, str(exc)) from exc
+
+
+def _origin(found: dict[str, str], base: str) -> str:
+    """Where the functions come from, for the headers: one migration, or each its own."""
+    if len(set(found.values())) == 1:
+        return next(iter(found.values()))
+    return (
+        "the migrations up to "
+        + base
+        + " ("
+        + ", ".join(f"{name} from {source}" for name, source in found.items())
+        + ")"
+    )
 
 
 def render(variant: Variant, repo_root: Path | str) -> dict[str, str]:
@@ -394,13 +453,19 @@ def render(variant: Variant, repo_root: Path | str) -> dict[str, str]:
     if not variant.generated:
         return {}
     functions = base_functions(variant, repo_root)
+    restored = base_functions(variant, repo_root, copy=False)
+    copied_from = _origin(sources(variant, repo_root), str(variant.base))
+    restored_from = _origin(sources(variant, repo_root, copy=False), str(variant.base))
     base_id = Path(str(variant.base)).name.removesuffix(".sql")
     depends = variant.depends or base_id
-    grants = "\n".join(g for f in functions for g in f.grants) if variant.grants else ""
+
+    def grants_of(fs: list[Function]) -> str:
+        return "\n".join(g for f in fs for g in f.grants) if variant.grants else ""
 
     def copies(target: str) -> str:
-        text = "\n\n".join(f.text for f in functions)
-        where = f"the {target} copy of {_names(variant.functions)} from {variant.base}"
+        fs, origin = (functions, copied_from) if target == "forward" else (restored, restored_from)
+        text = "\n\n".join(f.text for f in fs)
+        where = f"the {target} copy of {_names(variant.functions)} from {origin}"
         try:
             return apply_replacements(text, variant.replacements(target), where)
         except ValueError as exc:
@@ -417,14 +482,16 @@ def render(variant: Variant, repo_root: Path | str) -> dict[str, str]:
         header += [
             "--",
             _wrap(
-                f"{_names(variant.functions)}: copied whole from {variant.base} "
+                f"{_names(variant.functions)}: copied whole from {copied_from} "
                 f"with the manifest's {_count(n, 'replacement')}; everything "
                 f"else is {base_id}'s."
             ),
         ]
     forward = ["\n".join(header)]
     forward += [
-        s for s in (variant.forward_sql, copies("forward") if functions else "", grants) if s
+        s
+        for s in (variant.forward_sql, copies("forward") if functions else "", grants_of(functions))
+        if s
     ]
 
     rollback_header = [f"-- Rollback of {variant.stem}.", NOTICE]
@@ -438,11 +505,11 @@ def render(variant: Variant, repo_root: Path | str) -> dict[str, str]:
         )
         rollback_header.append(
             _wrap(
-                f"Restores {_names(variant.functions)} as {variant.base} "
+                f"Restores {_names(variant.functions)} as {restored_from} "
                 f"creates {'them' if len(functions) > 1 else 'it'}, {how}."
             )
         )
-        rollback += [copies("rollback"), grants]
+        rollback += [copies("rollback"), grants_of(restored)]
     rollback = ["\n".join(rollback_header)] + [s for s in (*rollback, variant.rollback_sql) if s]
     return {
         f"{variant.stem}.sql": "\n\n".join(forward) + "\n",

@@ -1,4 +1,4 @@
--- depends: 0006_faster_money_functions
+-- depends: 0010_refusal_at_one_moment
 -- Generated from manifest.toml by `python -m harness.proofs.variants --write`: do not edit
 -- by hand (edit the manifest and regenerate).
 --
@@ -8,8 +8,8 @@
 -- after a top-up, answers purchase_in_progress for ever. No money moves wrongly, so no
 -- invariant notices: only the answer to a sequence (refused, top up, retry) is wrong.
 --
--- purchase_leads_atomic: copied whole from migrations/0006_faster_money_functions.sql
--- with the manifest's 1 replacement; everything else is 0006_faster_money_functions's.
+-- purchase_leads_atomic: copied whole from migrations/0010_refusal_at_one_moment.sql with
+-- the manifest's 1 replacement; everything else is 0010_refusal_at_one_moment's.
 
 -- Guarantees: key, debit, items with commissions, leads sold, completion and email job commit
 -- together or not at all; a refusal is purchase_with_credits' answer. Locks: the key (held:
@@ -17,7 +17,8 @@
 --
 -- Answers jsonb {"status": completed | replayed | refused | in_progress | mismatch, ...}:
 -- completed/replayed carry "response" {purchase_id, new_balance, total_price, leads};
--- refused carries "error_message" (a purchase_with_credits message) and "balance".
+-- refused carries "error_message" (a purchase_with_credits message) and "balance", both
+-- read at one moment (purchase_refusal's).
 CREATE OR REPLACE FUNCTION public.purchase_leads_atomic(
   p_workspace_id uuid,
   p_user_id uuid,
@@ -81,27 +82,29 @@ BEGIN
     END IF;
   END IF;
 
-  BEGIN
-    -- purchase_with_credits' argument checks, lock and checks, then the whole purchase.
-    IF p_total_price IS NULL OR p_total_price <= 0 OR p_total_price <> round(p_total_price, 2)
-       OR p_total_price > 99999999.99
-       OR v_lead_count = 0 OR array_position(p_lead_ids, NULL) IS NOT NULL
-       OR p_workspace_id IS NULL OR p_user_id IS NULL
-       OR (v_lead_count > 1
-           AND (SELECT count(DISTINCT l) FROM unnest(p_lead_ids) AS l) <> v_lead_count) THEN
-      SELECT r.error_message, r.balance INTO v_error, v_balance
-      FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
-                                   p_total_price, p_total_price) r;
-    ELSE
-      -- Lock 1: the leads, in id order (see purchase_with_credits).
-      PERFORM FROM public.leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
+  -- purchase_with_credits' argument checks, lock and checks, then the whole purchase.
+  IF p_total_price IS NULL OR p_total_price <= 0 OR p_total_price <> round(p_total_price, 2)
+     OR p_total_price > 99999999.99
+     OR v_lead_count = 0 OR array_position(p_lead_ids, NULL) IS NOT NULL
+     OR p_workspace_id IS NULL OR p_user_id IS NULL
+     OR (v_lead_count > 1
+         AND (SELECT count(DISTINCT l) FROM unnest(p_lead_ids) AS l) <> v_lead_count) THEN
+    SELECT r.error_message, r.balance INTO v_error, v_balance
+    FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                 p_total_price, p_total_price) r;
+  ELSE
+    -- Lock 1: the leads, in id order (see purchase_with_credits). Taken outside the
+    -- attempts' blocks, so undoing an attempt keeps them.
+    PERFORM FROM public.leads ld WHERE ld.id = ANY (p_lead_ids) ORDER BY ld.id FOR UPDATE;
 
-      -- The purchase as it ends up, written only when every check of purchase_with_credits
-      -- passes: completed, its leads counted as sold, with its reservations, its items
-      -- and their commissions (calculate_commission), and its confirmation email (the
-      -- payload of queue_purchase_confirmation); and the response's leads (the shape of
-      -- purchase_response_leads).
-      FOR v_attempt IN 1..100 LOOP
+    -- The purchase as it ends up, written only when every check of purchase_with_credits
+    -- passes: completed, its leads counted as sold, with its reservations, its items
+    -- and their commissions (calculate_commission), and its confirmation email (the
+    -- payload of queue_purchase_confirmation); and the response's leads (the shape of
+    -- purchase_response_leads). Each attempt is a block of its own: an attempt whose
+    -- debit finds the balance spent is undone whole, and the refusal is asked again.
+    FOR v_attempt IN 1..100 LOOP
+      BEGIN
         WITH allowed AS (
           SELECT
           FROM public.leads l
@@ -191,55 +194,59 @@ BEGIN
                 FROM items i JOIN public.leads l ON l.id = i.lead_id)
         INTO v_purchase_id, v_total, v_marked, v_leads
         FROM purchase p;
-        EXIT WHEN v_purchase_id IS NOT NULL;
-        -- Refused: why, read again (see purchase_refusal); no reason left means the state
-        -- changed in between, so attempt again on the new state.
-        SELECT r.error_message, r.balance INTO v_error, v_balance
-        FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
-                                     p_total_price, p_total_price) r;
-        EXIT WHEN v_error IS NOT NULL;
-      END LOOP;
+        IF v_purchase_id IS NOT NULL THEN
+          IF v_marked <> v_lead_count THEN
+            -- A lead sold out although it was reserved: undo the whole purchase.
+            RAISE EXCEPTION 'Leads no longer available' USING ERRCODE = 'P0001';
+          END IF;
+          -- Lock 2, last: the credits row, for the conditional debit and its ledger entry.
+          WITH debit AS (
+            UPDATE public.workspace_credits c
+            SET balance = c.balance - p_total_price,
+                total_used = c.total_used + p_total_price,
+                updated_at = now()
+            WHERE c.workspace_id = p_workspace_id AND c.balance >= p_total_price
+            RETURNING c.balance
+          ), entry AS (
+            INSERT INTO public.credit_ledger (workspace_id, entry_type, amount, purchase_id)
+            SELECT p_workspace_id, 'purchase', -p_total_price, v_purchase_id FROM debit
+          )
+          SELECT d.balance INTO v_new_balance FROM debit d;
+          IF v_new_balance IS NULL THEN
+            -- The balance went to a concurrent purchase since it was read: undo this
+            -- attempt (its own SQLSTATE, caught below) and ask why, as a refusal does.
+            RAISE EXCEPTION 'balance spent since it was read' USING ERRCODE = 'HM001';
+          END IF;
+        END IF;
+      EXCEPTION
+        WHEN SQLSTATE 'HM001' THEN
+          v_purchase_id := NULL;  -- variables outlive the undo
+        WHEN raise_exception THEN
+          v_purchase_id := NULL;
+          v_error := SQLERRM;
+          v_balance := NULL;
+        WHEN unique_violation THEN  -- a reservation this workspace already holds
+          v_purchase_id := NULL;
+          v_error := 'Leads already purchased';
+          v_balance := NULL;
+      END;
+      EXIT WHEN v_purchase_id IS NOT NULL OR v_error IS NOT NULL;
+      -- Refused, by the checks or by the debit: why, read again at one moment (see
+      -- purchase_refusal); no reason left means the state changed in between, so attempt
+      -- again on the new state. Never the balance read after the undo: a refund landing
+      -- in between would pair 'Insufficient credits' with a balance that covers the price.
+      SELECT r.error_message, r.balance INTO v_error, v_balance
+      FROM public.purchase_refusal(p_workspace_id, p_user_id, p_lead_ids,
+                                   p_total_price, p_total_price) r;
+      EXIT WHEN v_error IS NOT NULL;
+    END LOOP;
 
-      IF v_purchase_id IS NULL AND v_error IS NULL THEN
-        -- A hundred changes under one call (see purchase_with_credits).
-        RAISE EXCEPTION 'purchase state kept changing under its checks'
-          USING ERRCODE = 'serialization_failure';
-      ELSIF v_purchase_id IS NULL THEN
-        NULL;  -- refused: v_error and v_balance say why
-      ELSE
-        IF v_marked <> v_lead_count THEN
-          -- A lead sold out although it was reserved: undo the whole purchase.
-          RAISE EXCEPTION 'Leads no longer available' USING ERRCODE = 'P0001';
-        END IF;
-        -- Lock 2, last: the credits row, for the conditional debit and its ledger entry.
-        WITH debit AS (
-          UPDATE public.workspace_credits c
-          SET balance = c.balance - p_total_price,
-              total_used = c.total_used + p_total_price,
-              updated_at = now()
-          WHERE c.workspace_id = p_workspace_id AND c.balance >= p_total_price
-          RETURNING c.balance
-        ), entry AS (
-          INSERT INTO public.credit_ledger (workspace_id, entry_type, amount, purchase_id)
-          SELECT p_workspace_id, 'purchase', -p_total_price, v_purchase_id FROM debit
-        )
-        SELECT d.balance INTO v_new_balance FROM debit d;
-        IF v_new_balance IS NULL THEN
-          -- The balance went to a concurrent purchase: undo this one.
-          RAISE EXCEPTION 'Insufficient credits' USING ERRCODE = 'P0001';
-        END IF;
-      END IF;
+    IF v_purchase_id IS NULL AND v_error IS NULL THEN
+      -- A hundred changes under one call (see purchase_with_credits).
+      RAISE EXCEPTION 'purchase state kept changing under its checks'
+        USING ERRCODE = 'serialization_failure';
     END IF;
-  EXCEPTION
-    WHEN raise_exception THEN
-      v_error := SQLERRM;
-      v_balance := CASE WHEN v_error = 'Insufficient credits' THEN
-                     (SELECT c.balance FROM public.workspace_credits c
-                      WHERE c.workspace_id = p_workspace_id) END;
-    WHEN unique_violation THEN  -- a reservation this workspace already holds
-      v_error := 'Leads already purchased';
-      v_balance := NULL;
-  END;
+  END IF;
 
   IF v_error IS NOT NULL THEN
     IF v_key.id IS NOT NULL THEN

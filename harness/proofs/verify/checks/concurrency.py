@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -240,96 +241,183 @@ REFUSAL_PAUSES = ("leads", "workspace_members")
 
 @check("concurrency.refusal-one-moment")
 def refusal_one_moment(ctx) -> str:
-    """purchase_refusal reads its answer at one moment. A workspace whose whole balance
-    went to a pending purchase of a lead asks why it cannot buy that lead again; its call
-    is paused between reads (a table it reads is held in ACCESS EXCLUSIVE mode), the
-    pending purchase is refunded meanwhile (credits back, the lead no longer its own),
-    then the table is let go. The answer must be one that held at one moment of the call:
-    'Leads already purchased' with the balance before the refund, or no reason (the
-    purchase now goes) with the balance after. A function that reads at several moments
-    answers 'Insufficient credits': the balance from before the refund with the leads
-    from after, a refusal no order of events explains, handed to a buyer whose refund
-    had just made the purchase possible."""
+    """A refusal's reason and balance are read at one moment, whatever lands while the
+    call waits. (1) purchase_refusal: a workspace whose whole balance (2.00) went to a
+    pending purchase of a lead asks why it cannot buy that lead again; the call is paused
+    between reads (a table it reads is held in ACCESS EXCLUSIVE mode), the pending
+    purchase is refunded meanwhile, then the table is let go. The answer must have held at
+    one moment: 'Leads already purchased' with 0.00, or no reason with 2.00; a function
+    reading at several moments answers 'Insufficient credits' (the old balance, the new
+    leads). (2) purchase_leads_atomic: its debit waits behind a purchase that spends the
+    whole balance; the credits table is asked for in ACCESS EXCLUSIVE mode behind both,
+    so when the debit is refused and undone the call waits for it; meanwhile the spending
+    purchase is refunded. The answer must be 'Insufficient credits' with 0.00 or the
+    purchase made: never 'Insufficient credits' with a balance that covers the price."""
     dsn = ctx.new_database()
     with ctx.connect(dsn) as conn:
         if not db.scalar(conn, q("contract", "has-refusal")):
             raise CheckSkipped("no purchase_refusal: the functions do not read a reason again")
+        atomic = db.scalar(conn, q("world", "has-atomic"))
     problems, seen = [], []
     for table in REFUSAL_PAUSES:
         with ctx.connect(dsn) as conn:
             world = World(conn)
             ws, (user,) = world.workspace(balance="2.00")
             leads = world.leads(1, "2.00")
-            bought = purchase(conn, ws, user, leads, Decimal("2.00"))
-        if not bought.success or bought.purchase_id is None:
-            raise CheckFailed(f"setting up: the 2.00 purchase was refused ({bought.error_message})")
-        answer, waited = _paused_refusal(ctx, dsn, table, (ws, user, leads), bought.purchase_id)
+            pid = _bought(conn, ws, user, leads)
+        answer, waited = _paused_refusal(ctx, dsn, table, (ws, user, leads), pid)
         if waited:
-            seen.append(table)
+            seen.append(f"purchase_refusal paused on {table}")
         reason, balance = answer
         held_before = DB_MESSAGES.get(reason or "") == "duplicate_purchase" and balance == 0
         held_after = reason is None and balance == Decimal("2.00")
         if not (held_before or held_after):
             problems.append(
-                f"paused on {table}: named {reason!r} with balance {money(balance)}; at the "
-                "call's start the lead was the workspace's (balance 0.00), at its end the "
-                "purchase would go (balance 2.00)"
+                f"purchase_refusal paused on {table}: named {reason!r} with balance "
+                f"{money(balance)}; at the call's start the lead was the workspace's (balance "
+                "0.00), at its end the purchase would go (balance 2.00)"
             )
-    if REFUSAL_PAUSES[0] not in seen:
+    if not seen or REFUSAL_PAUSES[0] not in seen[0]:
         raise CheckInconclusive(
             f"purchase_refusal never waited for the held {REFUSAL_PAUSES[0]} table: the "
             "refund could not land between its reads, so nothing was proved"
         )
+    if atomic:
+        got, waited = _refused_debit(ctx, dsn)
+        if waited:
+            seen.append("purchase_leads_atomic's refused debit paused")
+        made = got.success and got.new_balance == 0
+        refused = DB_MESSAGES.get(got.error_message or "") == "insufficient_credits"
+        if not (made or (refused and got.new_balance == 0)):
+            problems.append(
+                f"purchase_leads_atomic, its debit refused while the balance was spent and "
+                f"refunded: answered success={got.success} {got.error_message!r} with "
+                f"balance {money(got.new_balance)}; want 'Insufficient credits' with 0.00 "
+                "(before the refund) or the purchase made (after it)"
+            )
     if problems:
         raise CheckFailed("; ".join(problems))
-    return f"paused on {', '.join(seen)}; each answer held at one moment of its call"
+    return f"{'; '.join(seen)}; each answer held at one moment of its call"
+
+
+def _bought(conn, ws, user, leads):
+    """A pending 2.00 purchase of ``leads`` through purchase_with_credits: its id."""
+    bought = purchase(conn, ws, user, leads, Decimal("2.00"))
+    if not bought.success or bought.purchase_id is None:
+        raise CheckFailed(f"setting up: the 2.00 purchase was refused ({bought.error_message})")
+    return bought.purchase_id
+
+
+class _Call(threading.Thread):
+    """One call on its own connection and thread: its value, or the exception it raised
+    (never lost in the thread)."""
+
+    def __init__(self, conn, fn) -> None:
+        super().__init__(daemon=True)
+        self.conn, self.fn = conn, fn
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn(self.conn)
+        except BaseException as exc:
+            self.error = exc
+
+    def result(self, what: str, timeout: float = 30.0) -> Any:
+        self.join(timeout)
+        if self.error is not None:
+            raise CheckFailed(f"{what} raised {self.error!r}")
+        if self.is_alive():
+            raise CheckInconclusive(f"{what} did not answer within {timeout:g} s")
+        return self.value
 
 
 def _paused_refusal(ctx, dsn: str, table: str, ask: tuple, pid) -> tuple[tuple, bool]:
     """purchase_refusal(``ask``) with ``table`` held, ``pid`` refunded while it waits:
     its (reason, balance) and whether it was seen waiting."""
-    result: list[tuple] = []
-    errors: list[BaseException] = []
     ws, user, leads = ask
 
-    def call(conn) -> None:
-        try:
-            row = conn.execute(q("contract", "refusal"), (ws, user, leads, 2, 2)).fetchone()
-            result.append(tuple(row) if row else (None, None))
-        except BaseException as exc:  # reported below, never lost in the thread
-            errors.append(exc)
+    def refusal(conn) -> tuple:
+        row = conn.execute(q("contract", "refusal"), (ws, user, leads, 2, 2)).fetchone()
+        return tuple(row) if row else (None, None)
 
     with ctx.connect(dsn) as holder, ctx.connect(dsn) as observer, ctx.connect(dsn) as asker:
         holder.execute("BEGIN")
-        holder.execute(
-            sql.SQL("LOCK TABLE public.{} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table))
-        )
-        thread = threading.Thread(target=call, args=(asker,), daemon=True)
+        holder.execute(_lock_table(table))
+        call = _Call(asker, refusal)
         try:
-            thread.start()
-            waited = _waits(observer, asker.info.backend_pid, thread)
+            call.start()
+            waited = _waits(observer, asker.info.backend_pid, call)
             if waited:
-                # The refund must not need the held table: give up rather than hang.
-                with ctx.connect(dsn) as refunder:
-                    refunder.execute("SET lock_timeout = '10s'")
-                    refunded = db.scalar(refunder, q("world", "refund"), (pid,))
-                if refunded != "refunded":
-                    raise CheckFailed(f"refund_purchase answered {refunded!r}, not 'refunded'")
+                _refund(ctx, dsn, pid)
         finally:
             holder.execute("ROLLBACK")
-            thread.join(30)
-    if errors:
-        raise CheckFailed(f"purchase_refusal raised {errors[0]!r}")
-    if not result:
-        raise CheckInconclusive("purchase_refusal did not answer within 30 s")
-    return result[0], waited
+        return call.result("purchase_refusal"), waited
 
 
-def _waits(observer, backend: int, thread: threading.Thread, timeout: float = 10.0) -> bool:
+def _refused_debit(ctx, dsn: str) -> tuple[Answer, bool]:
+    """purchase_leads_atomic buying a 2.00 lead on a 2.00 balance while another purchase
+    spends it; once its refused debit is undone it waits for the credits table, which
+    holds the refund of that other purchase: its answer, and whether it was seen waiting."""
+    with ctx.connect(dsn) as conn:
+        world = World(conn)
+        ws, (user,) = world.workspace(balance="2.00")
+        spent, wanted = world.leads(1, "2.00"), world.leads(1, "2.00")
+    config = Jsonb(sql_config())
+    with (
+        ctx.connect(dsn) as spender,
+        ctx.connect(dsn) as locker,
+        ctx.connect(dsn) as observer,
+        ctx.connect(dsn) as buyer,
+    ):
+        spender.execute("BEGIN")
+        pid = _bought(spender, ws, user, spent)  # holds the credits row, uncommitted
+        buy = _Call(buyer, lambda c: purchase_atomic(c, ws, user, wanted, Decimal("2.00"), config))
+        locker.execute("BEGIN")
+        lock = _Call(locker, lambda c: c.execute(_lock_table("workspace_credits")))
+        try:
+            buy.start()
+            if not _waits(observer, buyer.info.backend_pid, buy):
+                raise CheckInconclusive("purchase_leads_atomic never waited for the credits row")
+            lock.start()
+            if not _waits(observer, locker.info.backend_pid, lock):
+                raise CheckInconclusive("the credits table was granted behind two writers")
+            spender.execute("COMMIT")  # the debit is refused: the balance is 0.00
+            lock.result("LOCK TABLE workspace_credits")
+            waited = _waits(observer, buyer.info.backend_pid, buy)
+            if waited:  # the refund, by the session holding the table
+                refunded = db.scalar(locker, q("world", "refund"), (pid,))
+                if refunded != "refunded":
+                    raise CheckFailed(f"refund_purchase answered {refunded!r}, not 'refunded'")
+            locker.execute("COMMIT")
+        finally:
+            for conn in (spender, locker):
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.cancel()
+                    conn.execute("ROLLBACK")
+        return Answer.from_atomic(buy.result("purchase_leads_atomic")), waited
+
+
+def _lock_table(table: str) -> sql.Composed:
+    return sql.SQL("LOCK TABLE public.{} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table))
+
+
+def _refund(ctx, dsn: str, pid) -> None:
+    """Refund ``pid`` from a session of its own, giving up rather than hanging if the
+    refund needs a held table."""
+    with ctx.connect(dsn) as refunder:
+        refunder.execute("SET lock_timeout = '10s'")
+        refunded = db.scalar(refunder, q("world", "refund"), (pid,))
+    if refunded != "refunded":
+        raise CheckFailed(f"refund_purchase answered {refunded!r}, not 'refunded'")
+
+
+def _waits(observer, backend: int, call: threading.Thread, timeout: float = 10.0) -> bool:
     """True once ``backend`` waits on a lock; False when its call ended first."""
     deadline = time.monotonic() + timeout
     while not db.scalar(observer, q("world", "waiting-on-lock"), (backend,)):
-        if not thread.is_alive() or time.monotonic() > deadline:
+        if not call.is_alive() or time.monotonic() > deadline:
             return False
         time.sleep(0.005)
     return True
