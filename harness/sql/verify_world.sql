@@ -27,6 +27,9 @@ FROM marketplace_purchases p
 LEFT JOIN lead_reservations r ON r.purchase_id = p.id
 GROUP BY p.id, p.total_leads
 
+-- name: reservations-of-lead
+SELECT count(*) FROM lead_reservations WHERE lead_id = %s
+
 -- name: reservations-per-lead
 SELECT lead_id, count(*) AS n FROM lead_reservations GROUP BY lead_id
 

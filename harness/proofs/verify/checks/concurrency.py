@@ -533,7 +533,9 @@ def conservation(ctx) -> str:
 def exclusive_lead(ctx) -> str:
     """An exclusive lead (max_sales = 1) raced by 12 workspaces, each buying it and
     marking it sold in one transaction, is sold exactly once; the others answer 'Leads no
-    longer available' and keep their credits."""
+    longer available' and keep their credits. Then purchase_leads_atomic arrives while
+    the stepwise flow holds the lead, reserved but not yet marked sold: it waits for the
+    lead, counts that reservation and refuses, so the lead keeps one holder."""
     dsn = ctx.new_database(audit=False)
     racers, start = 12, Decimal("5.00")
     with ctx.connect(dsn) as conn:
@@ -566,10 +568,58 @@ def exclusive_lead(ctx) -> str:
         problems.append(f"{len(purchases)} purchase rows; balances {[money(b) for b in balances]}")
     if problems:
         raise CheckFailed(f"{racers} racers for one exclusive lead: " + "; ".join(problems))
+    behind = _atomic_behind_reservation(ctx, dsn)
     return (
         f"{racers} racers: 1 sale, sold_count 1, {sum(refusals.values())} 'Leads no "
-        f"longer available', losers kept {start}; {seen} in flight at once"
+        f"longer available', losers kept {start}; {seen} in flight at once; {behind}"
     )
+
+
+def _atomic_behind_reservation(ctx, dsn: str) -> str:
+    """The stepwise flow reserves an exclusive lead (purchase_with_credits, uncommitted:
+    it holds the lead) and marks it sold only later, in a transaction of its own;
+    purchase_leads_atomic for another workspace arrives meanwhile and must wait for the
+    lead, then count that reservation and refuse. Counting the lead's holders before
+    taking its lock, it would not see the reservation, and its own sale (the lead's
+    sold_count still 0) would go through: two holders of an exclusive lead."""
+    with ctx.connect(dsn) as conn:
+        if not db.scalar(conn, q("world", "has-atomic")):
+            return "no purchase_leads_atomic to race with a reservation"
+        world = World(conn)
+        (first, (user1,)), (second, (user2,)) = (world.workspace(balance="5.00") for _ in "ab")
+        (lead,) = world.leads(1, "1.00", max_sales=1)
+    config = Jsonb(sql_config())
+    with ctx.connect(dsn) as stepwise, ctx.connect(dsn) as observer, ctx.connect(dsn) as buyer:
+        stepwise.execute("BEGIN")
+        reserved = purchase(stepwise, first, user1, [lead], Decimal("1.00"))
+        buy = _Call(
+            buyer, lambda c: purchase_atomic(c, second, user2, [lead], Decimal("1.00"), config)
+        )
+        try:
+            if not reserved.success:
+                raise CheckFailed(f"setting up: the reservation was refused ({reserved})")
+            buy.start()
+            if not _waits(observer, buyer.info.backend_pid, buy):
+                raise CheckFailed(
+                    "purchase_leads_atomic did not wait for an exclusive lead another "
+                    "workspace's purchase held"
+                )
+            stepwise.execute("COMMIT")
+        finally:
+            if stepwise.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                stepwise.execute("ROLLBACK")
+        got = Answer.from_atomic(buy.result("purchase_leads_atomic"))
+    with ctx.connect(dsn) as conn:
+        holders = db.scalar(conn, q("world", "reservations-of-lead"), (lead,))
+    if got.success or DB_MESSAGES.get(got.error_message or "") != "leads_no_longer_available":
+        raise CheckFailed(
+            "purchase_leads_atomic, waiting while another workspace's purchase reserved the "
+            f"exclusive lead: answered success={got.success} {got.error_message!r}, want "
+            f"'Leads no longer available'; the lead has {holders} holders"
+        )
+    if holders != 1:
+        raise CheckFailed(f"the exclusive lead has {holders} holders after the race, not 1")
+    return "purchase_leads_atomic behind an uncommitted reservation waited, then refused"
 
 
 @check("concurrency.no-deadlock")
