@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from email.message import EmailMessage
 from typing import Any
 
 import psycopg
@@ -352,7 +353,13 @@ class Worker:
         cancelled, lost or failed (already recorded)."""
         fence = {"id": job["id"], "worker": self.name}
         with conn.cursor(row_factory=tuple_row) as cur:
-            row = cur.execute(query("queue", "begin_attempt"), fence).fetchone()
+            # The attempt is counted and committed before the send, as ever; in a pipeline
+            # the database runs its UPDATE while the message is built (which needs nothing
+            # from it), and leaving the pipeline waits for the commit.
+            with conn.pipeline():
+                cur.execute(query("queue", "begin_attempt"), fence)
+                built = self._build(job)
+            row = cur.fetchone()
             if row is None:
                 if cur.execute(query("queue", "cancel_claimed"), fence).fetchone():
                     self._counters.add("cancelled")
@@ -363,6 +370,22 @@ class Worker:
                 return None
         attempt: int = row[0]
         fence["attempt"] = attempt
+        if isinstance(built, Exception):
+            self._failed(
+                conn, fence, f"cannot render the email: {describe_error(built)}", permanent=True
+            )
+            return None
+        msg, to = built
+        try:
+            mailer.send(msg, to)
+        except Exception as exc:  # every failure is recorded on the job, none is lost
+            self._failed(conn, fence, describe_error(exc), permanent=is_permanent(exc))
+            return None
+        return attempt
+
+    def _build(self, job: dict[str, Any]) -> tuple[EmailMessage, str] | Exception:
+        """The job's message and recipient, or why they cannot be made (a bad payload: the
+        job fails for good once its attempt is counted)."""
         try:
             msg = render(
                 job["kind"],
@@ -371,18 +394,9 @@ class Worker:
                 date=job["created_at"],
                 sender=self.smtp.sender,
             )
-            to = recipient_of(job["kind"], job["payload"])
+            return msg, recipient_of(job["kind"], job["payload"])
         except (KeyError, ValueError, TypeError) as exc:
-            self._failed(
-                conn, fence, f"cannot render the email: {describe_error(exc)}", permanent=True
-            )
-            return None
-        try:
-            mailer.send(msg, to)
-        except Exception as exc:  # every failure is recorded on the job, none is lost
-            self._failed(conn, fence, describe_error(exc), permanent=is_permanent(exc))
-            return None
-        return attempt
+            return exc
 
     def _mark_sent(self, conn: psycopg.Connection, delivered: list[tuple[int, int, str]]) -> None:
         with conn.cursor(row_factory=tuple_row) as cur:
