@@ -121,7 +121,12 @@ def test_a_job_whose_server_stays_down_is_dead_after_the_configured_attempts(con
     assert set(jobs(conn)) == set(ids)  # nothing lost
 
 
-def test_nothing_is_lost_when_some_deliveries_fail_and_others_succeed(conn, db):
+@pytest.mark.parametrize("pipeline", [True, False], ids=["libpq-pipeline", "no-pipeline"])
+def test_nothing_is_lost_when_some_deliveries_fail_and_others_succeed(
+    conn, db, monkeypatch, pipeline
+):
+    # Without pipeline mode (libpq before 14) the attempt's statement simply runs first.
+    monkeypatch.setattr("harness.outbox.worker.PIPELINE", pipeline)
     ids = enqueue(conn, 12)
     sink = Sink(refuse_first=5)
     with running(sink) as url:
@@ -404,7 +409,9 @@ def test_a_job_waiting_out_its_backoff_can_be_cancelled(conn, db):
     assert sink.data_commands == 1
 
 
-def test_a_claimed_job_cancelled_before_its_send_is_not_sent(conn, db):
+@pytest.mark.parametrize("pipeline", [True, False], ids=["libpq-pipeline", "no-pipeline"])
+def test_a_claimed_job_cancelled_before_its_send_is_not_sent(conn, db, monkeypatch, pipeline):
+    monkeypatch.setattr("harness.outbox.worker.PIPELINE", pipeline)
     (job_id,) = enqueue(conn)
     worker = Worker(db, down_url(), batch_size=1)
     conn.execute(

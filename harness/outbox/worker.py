@@ -48,6 +48,8 @@ from harness.outbox.queue import require_outbox
 log = logging.getLogger("harness.outbox.worker")
 
 DEFAULT_LEASE_SECONDS = 60.0
+# libpq before 14 has no pipeline mode: the attempt's statement then simply runs first.
+PIPELINE = psycopg.Pipeline.is_supported()
 DEFAULT_BATCH_SIZE = 25  # jobs claimed, and then marked sent, per statement
 DEFAULT_POLL_INTERVAL = 1.0
 DRAIN_POLL_INTERVAL = 0.25
@@ -356,7 +358,7 @@ class Worker:
             # The attempt is counted and committed before the send, as ever; in a pipeline
             # the database runs its UPDATE while the message is built (which needs nothing
             # from it), and leaving the pipeline waits for the commit.
-            with conn.pipeline():
+            with conn.pipeline() if PIPELINE else contextlib.nullcontext():
                 cur.execute(query("queue", "begin_attempt"), fence)
                 built = self._build(job)
             row = cur.fetchone()
