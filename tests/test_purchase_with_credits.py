@@ -295,3 +295,47 @@ def test_a_purchase_whose_state_keeps_changing_gives_up_with_a_serialization_fai
         with pytest.raises(errors.SerializationFailure, match="kept changing"):
             conn.execute(statement, args)
         assert snapshot(conn) == before
+
+
+# A purchase_refusal read just after a refund landed: the credits the refused attempt
+# lacked are back (once), so no reason holds any more.
+A_REFUND_LANDS = """
+CREATE OR REPLACE FUNCTION public.purchase_refusal(
+  p_workspace_id uuid, p_user_id uuid, p_lead_ids uuid[], p_total_price numeric,
+  p_credits_used numeric, OUT error_message text, OUT balance numeric(10,2))
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE public.workspace_credits c SET balance = c.balance + 1.00
+  WHERE c.workspace_id = p_workspace_id AND c.balance < p_total_price
+  RETURNING NULL, c.balance INTO error_message, balance;
+  IF NOT FOUND THEN
+    error_message := 'Insufficient credits';
+  END IF;
+END
+$$
+"""
+
+
+@pytest.mark.parametrize("entry", ["purchase_with_credits", "purchase_leads_atomic"])
+def test_a_refusal_whose_reason_is_gone_is_attempted_again_and_goes_through(conn, world, entry):
+    """When the re-read finds no reason (a refund gave back what the refused attempt
+    lacked), both money functions attempt the purchase again, on the new state, and
+    make it: not a refusal, nor an error the caller would see."""
+    from psycopg.types.json import Jsonb
+
+    from harness.money.service import sql_config
+
+    ws, (user,) = world.workspace(balance="1.00")
+    dear = world.leads(1, price="2.00")
+    conn.execute(A_REFUND_LANDS)
+    if entry == "purchase_with_credits":
+        success, message, balance, purchase_id = call(conn, ws, user, dear, Decimal("2.00"))
+    else:
+        (answer,) = conn.execute(
+            "SELECT purchase_leads_atomic(%s, %s, %s::uuid[], %s, NULL, NULL, %s)",
+            (ws, user, dear, Decimal("2.00"), Jsonb(sql_config())),
+        ).fetchone()
+        success, message = answer["status"] == "completed", answer.get("error_message")
+        balance = Decimal(answer.get("response", {}).get("new_balance", "NaN"))
+    assert (success, message, balance) == (True, None, Decimal("0.00"))
