@@ -6,12 +6,22 @@ from __future__ import annotations
 from decimal import Decimal
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from harness import db
 from harness.config import DB_MESSAGES
+from harness.money.service import sql_config
 from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
-from harness.proofs.verify.world import World, diff, mark_sold, money, snapshot
+from harness.proofs.verify.world import (
+    Answer,
+    World,
+    diff,
+    mark_sold,
+    money,
+    purchase_atomic,
+    snapshot,
+)
 from harness.proofs.verify.world import purchase as _purchase
 
 
@@ -147,8 +157,9 @@ def refusal_reason_holds(ctx) -> str:
     """purchase_refusal, which a refused attempt reads again at a later snapshot, names a
     reason only when that reason holds at its own read: none for purchases that would go
     through (exactly the balance, a lead another workspace bought, the largest valid
-    amount when it is affordable), which purchase_with_credits makes, and for each single
-    defect its own message, the one purchase_with_credits answers. It changes nothing. A
+    amount when it is affordable), which purchase_with_credits and purchase_leads_atomic
+    both make (each in a transaction rolled back), and for each single defect its own
+    message, the one purchase_with_credits answers. It changes nothing. A
     reason that does not hold would be answered for a purchase a concurrent refund had
     made possible, a history no order of events explains."""
     conn, world = _world(ctx)
@@ -187,6 +198,8 @@ def refusal_reason_holds(ctx) -> str:
             ("a zero amount", ws, user, shared, d("0.00"), "invalid_amount"),
             ("a total that is not the price", ws, user, shared, d("1.49"), "invalid_amount"),
         ]
+        atomic = db.scalar(conn, q("world", "has-atomic"))
+        config = Jsonb(sql_config())
         before = snapshot(conn)
         problems: list[str] = []
         for label, w, u, leads, total in would_succeed:
@@ -202,6 +215,20 @@ def refusal_reason_holds(ctx) -> str:
                 problems.append(
                     f"{label}: purchase_with_credits refused it with {ans.error_message!r}"
                 )
+            if atomic:  # the purchase route's function makes it too, and says so
+                conn.execute("BEGIN")
+                try:
+                    answer = purchase_atomic(conn, w, u, leads, total, config)
+                    made = db.scalar(conn, q("contract", "purchases-of"), (w, total))
+                finally:
+                    conn.execute("ROLLBACK")
+                got = Answer.from_atomic(answer)
+                if not got.success or got.purchase_id is None or not made:
+                    problems.append(
+                        f"{label}: purchase_leads_atomic answered {answer.get('status')!r} "
+                        f"{got.error_message or ''}, purchase {got.purchase_id}, "
+                        f"{made} purchase row(s) of that total"
+                    )
         for label, w, u, leads, total, code in refusals:
             row = conn.execute(q("contract", "refusal"), (w, u, leads, total, total)).fetchone()
             conn.execute("BEGIN")
