@@ -414,24 +414,29 @@ def sources(variant: Variant, repo_root: Path | str, *, copy: bool = True) -> di
         for p in (root / base.parent).glob("*.sql")
         if not p.name.endswith(".rollback.sql") and p.name <= base.name
     )
+    texts = {m: _read(variant, root, str(base.parent / m)) for m in level}
     out = {}
     for name in variant.functions:
-        found = [m for m in level if _creates(_read(variant, root, str(base.parent / m)), name)]
+        found = [m for m in level if _creates(texts[m], name)]
         # None found: the base itself is named, and extract() says it has none.
         out[name] = (base.parent / found[-1]).as_posix() if found else variant.base
     return out
 
 
-def base_functions(variant: Variant, repo_root: Path | str, *, copy: bool = True) -> list[Function]:
-    """The variant's functions as the migrations define them (see :func:`sources`)."""
+def base_functions(
+    variant: Variant, repo_root: Path | str, *, copy: bool = True
+) -> tuple[list[Function], str]:
+    """The variant's functions as the migrations define them (see :func:`sources`), and
+    where they come from, for the headers: one migration, or each its own."""
     root = Path(repo_root)
+    found = sources(variant, root, copy=copy)
     try:
-        return [
-            extract(_read(variant, root, source), name, source)
-            for name, source in sources(variant, root, copy=copy).items()
+        functions = [
+            extract(_read(variant, root, source), name, source) for name, source in found.items()
         ]
     except ValueError as exc:
         raise _fail(variant.manifest, str(exc)) from exc
+    return functions, _origin(found, str(variant.base))
 
 
 def _origin(found: dict[str, str], base: str) -> str:
@@ -452,10 +457,8 @@ def render(variant: Variant, repo_root: Path | str) -> dict[str, str]:
     not generated)."""
     if not variant.generated:
         return {}
-    functions = base_functions(variant, repo_root)
-    restored = base_functions(variant, repo_root, copy=False)
-    copied_from = _origin(sources(variant, repo_root), str(variant.base))
-    restored_from = _origin(sources(variant, repo_root, copy=False), str(variant.base))
+    functions, copied_from = base_functions(variant, repo_root)
+    restored, restored_from = base_functions(variant, repo_root, copy=False)
     base_id = Path(str(variant.base)).name.removesuffix(".sql")
     depends = variant.depends or base_id
 

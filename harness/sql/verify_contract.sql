@@ -26,10 +26,10 @@ SELECT n FROM public.harness_verify_lead_statements
 SELECT to_regprocedure('public.purchase_refusal(uuid, uuid, uuid[], numeric, numeric)')
        IS NOT NULL;
 
--- name: purchases-of
--- The purchases of a workspace at one total (inside the caller's transaction).
+-- name: purchase-made
+-- The purchase an answer names, as the buyer's (inside the caller's transaction).
 SELECT count(*) FROM public.marketplace_purchases
-WHERE buyer_workspace_id = %s AND total_price = %s
+WHERE id = %s AND buyer_workspace_id = %s
 
 -- name: refusal
 SELECT error_message, balance

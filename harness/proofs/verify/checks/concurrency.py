@@ -224,19 +224,17 @@ def _settle_race(ctx, dsn: str, pid, order: tuple[str, str]) -> dict[str, str]:
 
 
 def _wait_for_lock(observer, backend: int, what: str, timeout: float = 10.0) -> None:
-    """Until ``backend`` waits on a lock (``observer`` in autocommit: each read is a new
-    snapshot of pg_stat_activity)."""
-    deadline = time.monotonic() + timeout
-    while not db.scalar(observer, q("world", "waiting-on-lock"), (backend,)):
-        if time.monotonic() > deadline:
-            raise CheckInconclusive(f"{what} never waited for the held purchase row")
-        time.sleep(0.005)
+    """Until ``backend`` waits on a lock (see :func:`_waits`); inconclusive if it never
+    does."""
+    if not _waits(observer, backend, None, timeout):
+        raise CheckInconclusive(f"{what} never waited for the held purchase row")
 
 
-# Tables purchase_refusal reads that refund_purchase does not write (it writes no leads row
-# of a purchase whose sales were never counted): held, they pause the refusal between
-# reads while the refund commits. The first must make it wait.
-REFUSAL_PAUSES = ("leads", "workspace_members")
+# Tables purchase_refusal reads: each held in turn pauses the refusal before its read of
+# it, while the session holding it refunds the pending purchase and commits. Every table,
+# so that whatever order a function reads them in, a change lands between two of its reads.
+# The first must make it wait.
+REFUSAL_PAUSES = ("leads", "workspace_members", "workspace_credits", "lead_reservations")
 
 
 @check("concurrency.refusal-one-moment")
@@ -244,11 +242,12 @@ def refusal_one_moment(ctx) -> str:
     """A refusal's reason and balance are read at one moment, whatever lands while the
     call waits. (1) purchase_refusal: a workspace whose whole balance (2.00) went to a
     pending purchase of a lead asks why it cannot buy that lead again; the call is paused
-    between reads (a table it reads is held in ACCESS EXCLUSIVE mode), the pending
-    purchase is refunded meanwhile, then the table is let go. The answer must have held at
-    one moment: 'Leads already purchased' with 0.00, or no reason with 2.00; a function
-    reading at several moments answers 'Insufficient credits' (the old balance, the new
-    leads). (2) purchase_leads_atomic: its debit waits behind a purchase that spends the
+    between reads (each table it reads is held in turn in ACCESS EXCLUSIVE mode, by a
+    session that refunds the pending purchase meanwhile and then commits). The answer
+    must have held at one moment: 'Leads already purchased' with 0.00, or no reason with
+    2.00; a function reading at several moments mixes them ('Insufficient credits' with
+    the old balance and the new leads, or 'Leads already purchased' with the new
+    balance). (2) purchase_leads_atomic: its debit waits behind a purchase that spends the
     whole balance; the credits table is asked for in ACCESS EXCLUSIVE mode behind both,
     so when the debit is refused and undone the call waits for it; meanwhile the spending
     purchase is refunded. The answer must be 'Insufficient credits' with 0.00 or the
@@ -258,16 +257,19 @@ def refusal_one_moment(ctx) -> str:
         if not db.scalar(conn, q("contract", "has-refusal")):
             raise CheckSkipped("no purchase_refusal: the functions do not read a reason again")
         atomic = db.scalar(conn, q("world", "has-atomic"))
-    problems, seen = [], []
+    problems: list[str] = []
+    paused: list[str] = []
     for table in REFUSAL_PAUSES:
         with ctx.connect(dsn) as conn:
             world = World(conn)
             ws, (user,) = world.workspace(balance="2.00")
-            leads = world.leads(1, "2.00")
+            # Exclusive: the pending purchase also makes it unavailable to anyone else, so
+            # a read of its availability goes stale with the refund too.
+            leads = world.leads(1, "2.00", max_sales=1)
             pid = _bought(conn, ws, user, leads)
         answer, waited = _paused_refusal(ctx, dsn, table, (ws, user, leads), pid)
         if waited:
-            seen.append(f"purchase_refusal paused on {table}")
+            paused.append(table)
         reason, balance = answer
         held_before = DB_MESSAGES.get(reason or "") == "duplicate_purchase" and balance == 0
         held_after = reason is None and balance == Decimal("2.00")
@@ -277,11 +279,12 @@ def refusal_one_moment(ctx) -> str:
                 f"{money(balance)}; at the call's start the lead was the workspace's (balance "
                 "0.00), at its end the purchase would go (balance 2.00)"
             )
-    if not seen or REFUSAL_PAUSES[0] not in seen[0]:
+    if REFUSAL_PAUSES[0] not in paused:
         raise CheckInconclusive(
             f"purchase_refusal never waited for the held {REFUSAL_PAUSES[0]} table: the "
             "refund could not land between its reads, so nothing was proved"
         )
+    seen = [f"purchase_refusal paused on {', '.join(paused)}"]
     if atomic:
         got, waited = _refused_debit(ctx, dsn)
         if waited:
@@ -349,10 +352,12 @@ def _paused_refusal(ctx, dsn: str, table: str, ask: tuple, pid) -> tuple[tuple, 
         try:
             call.start()
             waited = _waits(observer, asker.info.backend_pid, call)
-            if waited:
-                _refund(ctx, dsn, pid)
+            if waited:  # the refund, by the session holding the table, lands first
+                _refund(holder, pid)
+                holder.execute("COMMIT")
         finally:
-            holder.execute("ROLLBACK")
+            if holder.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                holder.execute("ROLLBACK")
         return call.result("purchase_refusal"), waited
 
 
@@ -387,9 +392,7 @@ def _refused_debit(ctx, dsn: str) -> tuple[Answer, bool]:
             lock.result("LOCK TABLE workspace_credits")
             waited = _waits(observer, buyer.info.backend_pid, buy)
             if waited:  # the refund, by the session holding the table
-                refunded = db.scalar(locker, q("world", "refund"), (pid,))
-                if refunded != "refunded":
-                    raise CheckFailed(f"refund_purchase answered {refunded!r}, not 'refunded'")
+                _refund(locker, pid)
             locker.execute("COMMIT")
         finally:
             for conn in (spender, locker):
@@ -403,21 +406,19 @@ def _lock_table(table: str) -> sql.Composed:
     return sql.SQL("LOCK TABLE public.{} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table))
 
 
-def _refund(ctx, dsn: str, pid) -> None:
-    """Refund ``pid`` from a session of its own, giving up rather than hanging if the
-    refund needs a held table."""
-    with ctx.connect(dsn) as refunder:
-        refunder.execute("SET lock_timeout = '10s'")
-        refunded = db.scalar(refunder, q("world", "refund"), (pid,))
+def _refund(conn, pid) -> None:
+    """Refund the pending purchase ``pid`` on ``conn``."""
+    refunded = db.scalar(conn, q("world", "refund"), (pid,))
     if refunded != "refunded":
         raise CheckFailed(f"refund_purchase answered {refunded!r}, not 'refunded'")
 
 
-def _waits(observer, backend: int, call: threading.Thread, timeout: float = 10.0) -> bool:
-    """True once ``backend`` waits on a lock; False when its call ended first."""
+def _waits(observer, backend: int, call: threading.Thread | None, timeout: float = 10.0) -> bool:
+    """True once ``backend`` waits on a lock (``observer`` in autocommit: each read is a
+    new snapshot of pg_stat_activity); False when ``call`` ended first or at the timeout."""
     deadline = time.monotonic() + timeout
     while not db.scalar(observer, q("world", "waiting-on-lock"), (backend,)):
-        if not call.is_alive() or time.monotonic() > deadline:
+        if (call is not None and not call.is_alive()) or time.monotonic() > deadline:
             return False
         time.sleep(0.005)
     return True

@@ -219,15 +219,15 @@ def refusal_reason_holds(ctx) -> str:
                 conn.execute("BEGIN")
                 try:
                     answer = purchase_atomic(conn, w, u, leads, total, config)
-                    made = db.scalar(conn, q("contract", "purchases-of"), (w, total))
+                    got = Answer.from_atomic(answer)
+                    made = db.scalar(conn, q("contract", "purchase-made"), (got.purchase_id, w))
                 finally:
                     conn.execute("ROLLBACK")
-                got = Answer.from_atomic(answer)
                 if not got.success or got.purchase_id is None or not made:
                     problems.append(
                         f"{label}: purchase_leads_atomic answered {answer.get('status')!r} "
                         f"{got.error_message or ''}, purchase {got.purchase_id}, "
-                        f"{made} purchase row(s) of that total"
+                        f"{made} such purchase row(s)"
                     )
         for label, w, u, leads, total, code in refusals:
             row = conn.execute(q("contract", "refusal"), (w, u, leads, total, total)).fetchone()
