@@ -22,7 +22,11 @@ Each request is reported under ``<endpoint> [<status> <outcome>]``, e.g. ``POST
 documented answer is a success (the application said no, correctly); anything else (a
 5xx, a status or body the contract does not have) is a failure. One purchase in ten is
 retried with its Idempotency-Key and must replay; one in ten is followed by a read of the
-purchase and of its download.
+purchase and of its download. One refusal in four for want of credits is followed by a
+top-up of that wallet under a fresh payment reference (one top-up in ten is sent again and
+must replay, crediting nothing), so a wallet many members share stays funded and contended
+for the whole run: purchases and top-ups race for its row, the race a lost credit or an
+overdraft would come from, and not only until it first runs dry.
 """
 
 # Import order matters, as in locustfile.py: locust monkey-patches the standard library
@@ -30,7 +34,7 @@ purchase and of its download.
 # function when *it* is imported; imported the other way round it would block every user.
 import locust  # noqa: F401  (first: it monkey-patches the standard library)
 import gevent
-from locust import FastHttpUser, task
+from locust import FastHttpUser, events, task
 from locust.user.task import LOCUST_STATE_STOPPING
 
 import random
@@ -49,8 +53,12 @@ if _problem:
 from harness import env
 from harness.drivers.serve import contract
 
+events.init.add_listener(load.save_failures_at_quit)
+
 THINK_TIME_S = env.read("HARNESS_LOAD_THINK_MS") / 1000
-RETRY_SHARE = 0.1  # purchases retried under their key: each must replay
+RETRY_SHARE = 0.1  # purchases and top-ups retried under their key: each must replay
+TOPUP_SHARE = 0.25  # refusals for want of credits followed by a top-up of that wallet
+TOPUP_AMOUNT = "10.00"
 READ_SHARE = 0.1  # purchases followed by a read of the record and the download
 
 
@@ -81,6 +89,8 @@ class HttpBuyer(FastHttpUser):
                 kind = "csv" if r.text.startswith(contract.CSV_COLUMNS[0]) else "unexpected"
             elif name == contract.PURCHASE:
                 kind = contract.outcome(r.status_code, body)
+            elif name == contract.TOPUP and r.status_code == 200:
+                kind = "replayed" if body.get("replayed") is True else "credited"
             elif r.status_code == 200:
                 kind = "ok"
             else:
@@ -101,20 +111,18 @@ class HttpBuyer(FastHttpUser):
         kind, answer = self.call(
             "POST", contract.PURCHASE, contract.PURCHASE, json=body, headers=headers
         )
+        if kind == "insufficient_credits" and random.random() < TOPUP_SHARE:
+            self.top_up(token)
         if kind != "purchased":
             return
         if random.random() < RETRY_SHARE:
-            again, replay = self.call(
+            again, _replay = self.call(
                 "POST", contract.PURCHASE, contract.PURCHASE, json=body, headers=headers
             )
             if again == "purchased":  # a second purchase under one key: the contract broken
-                self.environment.events.request.fire(
-                    request_type="POST",
-                    name=f"POST {contract.PURCHASE} [retry bought again]",
-                    response_time=0,
-                    response_length=0,
-                    exception=AssertionError("a retry with the same Idempotency-Key bought again"),
-                    context={},
+                self.broken(
+                    f"POST {contract.PURCHASE} [retry bought again]",
+                    "a retry with the same Idempotency-Key bought again",
                 )
         pid = contract.purchase_id_of(answer)
         if pid and random.random() < READ_SHARE:
@@ -125,3 +133,33 @@ class HttpBuyer(FastHttpUser):
             self.call(
                 "GET", contract.DOWNLOAD.format(purchase_id=pid), contract.DOWNLOAD, headers=auth
             )
+
+    def top_up(self, token: str) -> None:
+        """Refill the token's wallet, as a buyer refused for want of credits would."""
+        body = {
+            "amount": TOPUP_AMOUNT,
+            "package": "load",
+            "payment_reference": f"load-{uuid.uuid4()}",
+        }
+        auth = contract.headers(token)
+        kind, _answer = self.call("POST", contract.TOPUP, contract.TOPUP, json=body, headers=auth)
+        if kind == "credited" and random.random() < RETRY_SHARE:
+            again, _replay = self.call(
+                "POST", contract.TOPUP, contract.TOPUP, json=body, headers=auth
+            )
+            if again == "credited":  # one payment credited twice: the contract broken
+                self.broken(
+                    f"POST {contract.TOPUP} [retry credited again]",
+                    "a retry with the same payment_reference credited again",
+                )
+
+    def broken(self, name: str, what: str) -> None:
+        """Report a failure no single answer shows: the contract broken across two."""
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=name,
+            response_time=0,
+            response_length=0,
+            exception=AssertionError(what),
+            context={},
+        )

@@ -53,6 +53,8 @@ from harness import env
 log = logging.getLogger("harness.drivers.load")
 
 
+events.init.add_listener(load.save_failures_at_quit)
+
 THINK_TIME_S = env.read("HARNESS_LOAD_THINK_MS") / 1000
 
 

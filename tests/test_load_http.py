@@ -31,6 +31,9 @@ def test_load_http_starts_harness_serve_and_reports_each_endpoint(admin_dsn, tmp
     purchase = report["endpoints"]["POST /api/marketplace/purchase"]
     assert purchase["requests"] > 0 and set(purchase["latency_ms"]) == {"p50", "p95", "p99"}
     assert "200" in purchase["statuses"] and "200" in report["http_statuses"]
+    # The hot wallet runs dry within the second; its refused buyers top it up, so it stays
+    # contended, and every top-up answered as the contract says.
+    assert report["endpoints"]["POST /api/credits/topup"]["statuses"].get("200", 0) > 0
     # Concurrency over HTTP: the users' requests open together at the server (Locust's
     # response times, by Little's law), and the server's transactions overlapping.
     assert report["requests_open_mean"] >= 4 and report["peak_in_flight"] >= 2
@@ -78,6 +81,46 @@ def test_load_target_drives_a_running_application_and_checks_its_database(
     assert code == 0, report
     assert report["target"] == url and report["processes"] == 2
     assert report["endpoints"]["POST /api/marketplace/purchase"]["requests"] > 0
+
+
+# A top-up that is not replay-safe: the payment reference is forgotten just before it is
+# recorded again, so a retried payment credits a second time. Each credit still has its
+# ledger row, so every invariant holds; only the retry's answer shows it.
+FORGET_PAYMENT_REFERENCES = """
+CREATE FUNCTION forget_payment_reference() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM public.credit_payment_references
+  WHERE workspace_id = NEW.workspace_id AND payment_reference = NEW.payment_reference;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER forget_payment_reference BEFORE INSERT ON credit_payment_references
+  FOR EACH ROW EXECUTE FUNCTION forget_payment_reference();
+"""
+
+
+def test_load_target_fails_when_a_retried_top_up_credits_again(db, tmp_path, monkeypatch):
+    from conftest import ROOT
+
+    from harness import db as hdb
+
+    with hdb.connect(db) as conn:
+        conn.execute(FORGET_PAYMENT_REFERENCES)
+    monkeypatch.setenv("HARNESS_JWT_SECRET", SECRET)
+    out = tmp_path / "load.json"
+    config = AppConfig(dsn=db, secret=SECRET, pool_size=10, limits=Limits(0, 0))
+    hot = str(ROOT / "loadtests" / "hot-wallet.toml")
+    with running(config) as url:
+        code = cli(
+            [
+                "load", "--target", url, "--dsn", db, "--users", "8", "--duration", "8s",
+                "--scenario", hot, "--json", str(out),
+            ]
+        )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert code == 1 and report["violations"] == [], report
+    (error,) = [e for e in report["errors"] if "credited again" in e["error"]]
+    assert error["name"] == "POST /api/credits/topup [retry credited again]"
+    assert report["unexpected_errors"] == error["occurrences"]
 
 
 @pytest.mark.parametrize(

@@ -395,7 +395,35 @@ def summarize_stats(entries: list[dict]) -> dict[str, Any]:
     }
 
 
-def read_failures(csv_prefix: Path) -> list[dict]:
+# Where the locustfiles write the run's failures when Locust quits (see save_failures).
+FAILURES_VARIABLE = "HARNESS_LOAD_FAILURES"
+
+
+def save_failures_at_quit(environment: Any, **_kwargs: Any) -> None:
+    """A Locust ``init`` listener: when Locust quits, the run's failures go, as JSON, to
+    $HARNESS_LOAD_FAILURES. Locust rewrites its failures CSV once a second and not when it
+    quits, so the CSV can miss the last second's; at quit the master's (or the single
+    runner's) stats hold every node's."""
+    from locust.runners import WorkerRunner  # a Locust process: locust is imported
+
+    path = os.environ.get(FAILURES_VARIABLE)
+    if not path or isinstance(environment.runner, WorkerRunner):
+        return
+
+    def save(**_kwargs: Any) -> None:
+        rows = [
+            {"name": e["name"], "error": e["error"], "occurrences": e["occurrences"]}
+            for e in environment.runner.stats.serialize_errors().values()
+        ]
+        Path(path).write_text(json.dumps(rows))
+
+    environment.events.quit.add_listener(save)
+
+
+def read_failures(csv_prefix: Path, saved: Path | None = None) -> list[dict]:
+    """The run's failures: as the locustfile saved them at quit, else Locust's CSV."""
+    if saved is not None and saved.exists():
+        return list(json.loads(saved.read_text()))
     path = Path(f"{csv_prefix}_failures.csv")
     if not path.exists():
         return []
@@ -591,6 +619,7 @@ def run_load(
         "HARNESS_LOAD_LEADS_PER_PURCHASE": str(per),
         "HARNESS_LOAD_INVARIANTS": "off",  # checked here, once, after Locust exits
         "PYTHONUNBUFFERED": "1",
+        FAILURES_VARIABLE: str(workdir / "failures.json"),
     }
     environ.pop("HARNESS_SCENARIO", None)
     if http is not None:
@@ -643,7 +672,7 @@ def run_load(
         report = summarize_stats(entries)
         if http is not None:
             report["endpoints"] = summarize_endpoints(entries)
-        report["errors"] = read_failures(workdir / "stats")
+        report["errors"] = read_failures(workdir / "stats", workdir / "failures.json")
         report["locust_exit_code"] = proc.returncode
         report["peak_in_flight"] = sampler.peak
         report["mean_in_flight"] = round(sampler.mean_busy, 1)
