@@ -49,3 +49,26 @@ SELECT floor(date_part('epoch', clock_timestamp()) / %s);
 -- name: rate-limit-keys
 SELECT idempotency_key FROM public.http_rate_limit_keys
 WHERE workspace_id = %s AND bucket = %s ORDER BY idempotency_key;
+
+-- name: settle-functions
+-- The functions that take a purchase id and are installed here (signature -> present).
+SELECT f, to_regprocedure(f) IS NOT NULL
+FROM unnest(ARRAY['public.refund_purchase(uuid)', 'public.complete_purchase(uuid)',
+                  'public.reconcile_purchase(uuid, jsonb)',
+                  'public.queue_purchase_confirmation(uuid, jsonb)',
+                  'public.purchase_response_leads(uuid)']) AS f;
+
+-- name: settle-refund
+SELECT public.refund_purchase(%(purchase)s)::text;
+
+-- name: settle-complete
+SELECT public.complete_purchase(%(purchase)s)::text;
+
+-- name: settle-reconcile
+SELECT public.reconcile_purchase(%(purchase)s, %(config)s);
+
+-- name: settle-queue-confirmation
+SELECT public.queue_purchase_confirmation(%(purchase)s, %(config)s);
+
+-- name: settle-response-leads
+SELECT public.purchase_response_leads(%(purchase)s);

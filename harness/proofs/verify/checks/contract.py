@@ -3,6 +3,7 @@ at the edges of the balance."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import psycopg
@@ -442,3 +443,86 @@ def mark_sold_max_sales(ctx) -> str:
                 f"unlimited) = {got}; want [3, 2, 1] and (1, 2, 3)"
             )
     return "three batches -> [3, 2, 1]; sold_count (max 1, max 2, unlimited) = (1, 2, 3)"
+
+
+# What each function that takes a purchase id answers for an id that is no purchase.
+UNKNOWN_ANSWERS = {
+    "public.refund_purchase(uuid)": ("settle-refund", None),
+    "public.complete_purchase(uuid)": ("settle-complete", None),
+    "public.reconcile_purchase(uuid, jsonb)": ("settle-reconcile", "missing"),
+    "public.queue_purchase_confirmation(uuid, jsonb)": ("settle-queue-confirmation", None),
+    "public.purchase_response_leads(uuid)": ("settle-response-leads", []),
+}
+# The functions that take the configuration: a bad one is refused before anything is done.
+CONFIGURED = (
+    "public.reconcile_purchase(uuid, jsonb)",
+    "public.queue_purchase_confirmation(uuid, jsonb)",
+)
+
+
+@check("contract.settle-arguments")
+def settle_arguments(ctx) -> str:
+    """Every function that takes a purchase id answers an id that is no purchase as
+    'nothing there' (refund_purchase and complete_purchase NULL, reconcile_purchase
+    'missing', queue_purchase_confirmation NULL, purchase_response_leads no leads), and
+    the two that take the configuration refuse a bad one (invalid_parameter_value) before
+    they settle or queue anything, here on a pending purchase reconcile would refund;
+    nothing changes. An operator's mistyped id answered 'refunded' is a refund that never
+    happened told as done."""
+    conn, world = _world(ctx)
+    with conn:
+        present = {f for f, ok in conn.execute(q("contract", "settle-functions")) if ok}
+        if not present:
+            raise CheckSkipped("no function here takes a purchase id")
+        ws, (user,) = world.workspace(balance="5.00")
+        leads = world.leads(1, "2.00")
+        pending = purchase(conn, ws, user, leads, Decimal("2.00"))
+        if not pending.success:
+            raise CheckFailed(f"setting up: a 2.00 purchase was refused: {pending.error_message}")
+        good = Jsonb(sql_config())
+        bad = Jsonb({**sql_config(), "commission_bonus_pass_rate": "2"})
+        nobody = uuid.uuid4()
+        before = snapshot(conn)
+        problems: list[str] = []
+        for function in sorted(present):
+            name, want = UNKNOWN_ANSWERS[function]
+            try:
+                got = db.scalar(conn, q("contract", name), {"purchase": nobody, "config": good})
+            except psycopg.Error as exc:
+                problems.append(f"{function} on an id that is no purchase raised {_error(exc)}")
+                continue
+            if got != want:
+                problems.append(
+                    f"{function} on an id that is no purchase answered {got!r}, want {want!r}"
+                )
+        for function in CONFIGURED:
+            if function not in present:
+                continue
+            name, _ = UNKNOWN_ANSWERS[function]
+            try:
+                got = db.scalar(
+                    conn, q("contract", name), {"purchase": pending.purchase_id, "config": bad}
+                )
+            except psycopg.errors.InvalidParameterValue:
+                continue
+            except psycopg.Error as exc:
+                problems.append(f"{function} with a bad configuration raised {_error(exc)}")
+                continue
+            problems.append(
+                f"{function} with a pass rate of 2 answered {got!r} for a pending purchase "
+                "instead of refusing the configuration"
+            )
+        after = snapshot(conn)
+        if after != before:
+            problems.append(f"the calls changed rows: {diff(before, after)}")
+        if problems:
+            raise CheckFailed("; ".join(problems))
+    configured = [f for f in CONFIGURED if f in present]
+    return (
+        f"{len(present)} function(s) answered an id that is no purchase as nothing there; "
+        f"{len(configured)} refused a bad configuration on a pending purchase; nothing changed"
+    )
+
+
+def _error(exc: psycopg.Error) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
