@@ -446,7 +446,7 @@ def mark_sold_max_sales(ctx) -> str:
 
 
 # What each function that takes a purchase id answers for an id that is no purchase.
-UNKNOWN_ANSWERS = {
+UNKNOWN_ANSWERS: dict[str, tuple[str, object]] = {
     "public.refund_purchase(uuid)": ("settle-refund", None),
     "public.complete_purchase(uuid)": ("settle-complete", None),
     "public.reconcile_purchase(uuid, jsonb)": ("settle-reconcile", "missing"),
