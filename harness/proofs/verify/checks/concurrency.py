@@ -187,47 +187,36 @@ def settle_once(ctx) -> str:
 def _settle_race(ctx, dsn: str, pid, order: tuple[str, str]) -> dict[str, str]:
     """Hold the purchase row, queue ``order[0]`` then ``order[1]`` behind it, release it;
     each caller's answer."""
-    answers: dict[str, str] = {}
-    errors: list[BaseException] = []
 
-    def call(conn, what: str) -> None:
-        # As the service completes: the confirmation email queued in the same transaction.
-        try:
+    def settle(what: str):
+        def call(conn) -> str:
+            # As the service completes: the confirmation email queued in the same transaction.
             with conn.transaction():
-                answers[what] = db.scalar(conn, q("world", SETTLE[what][0]), (pid,))
-                if what == "complete" and answers[what] == "completed":
+                answer = db.scalar(conn, q("world", SETTLE[what][0]), (pid,))
+                if what == "complete" and answer == "completed":
                     conn.execute(q("world", "queue-confirmation"), (pid, Jsonb(sql_config())))
-        except BaseException as exc:  # reported below, never lost in the thread
-            errors.append(exc)
+            return answer
 
-    with ctx.connect(dsn) as holder, ctx.connect(dsn) as observer:
-        holder.execute("BEGIN")
-        holder.execute(q("world", "hold-purchase"), (pid,))
-        sessions, threads = [], []
-        try:
-            for what in order:
-                c = ctx.connect(dsn)
-                sessions.append(c)
-                t = threading.Thread(target=call, args=(c, what), daemon=True)
-                t.start()
-                threads.append(t)
-                _wait_for_lock(observer, c.info.backend_pid, what)
-        finally:
-            holder.execute("ROLLBACK")
-            for t in threads:
-                t.join(30)
-            for c in sessions:
-                c.close()
-    if errors:
-        raise CheckFailed(f"{order[0]} then {order[1]}: raised {errors[0]!r}")
-    return answers
+        return call
 
-
-def _wait_for_lock(observer, backend: int, what: str, timeout: float = 10.0) -> None:
-    """Until ``backend`` waits on a lock (see :func:`_waits`); inconclusive if it never
-    does."""
-    if not _waits(observer, backend, None, timeout):
-        raise CheckInconclusive(f"{what} never waited for the held purchase row")
+    calls: dict[str, _Call] = {}
+    try:
+        with ctx.connect(dsn) as holder, ctx.connect(dsn) as observer:
+            holder.execute("BEGIN")
+            holder.execute(q("world", "hold-purchase"), (pid,))
+            try:
+                for what in order:
+                    calls[what] = call = _Call(ctx.connect(dsn), settle(what))
+                    call.start()
+                    if not _waits(observer, call.conn.info.backend_pid, call):
+                        raise CheckInconclusive(f"{what} never waited for the held purchase row")
+            finally:
+                holder.execute("ROLLBACK")
+        return {w: c.result(f"{order[0]} then {order[1]}: {w}") for w, c in calls.items()}
+    finally:
+        for c in calls.values():
+            c.join(30)
+            c.conn.close()
 
 
 # Tables purchase_refusal reads: each held in turn pauses the refusal before its read of
