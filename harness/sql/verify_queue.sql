@@ -37,3 +37,23 @@ SELECT enqueue_email(%s, %s, %s, %s)
 
 -- name: jobs-of-purchase
 SELECT id FROM email_jobs WHERE purchase_id = %s ORDER BY id
+
+-- name: confirmation-jobs
+-- Every confirmation job of one purchase, as the worker will read it.
+SELECT kind, payload, purchase_id, workspace_id FROM email_jobs
+WHERE purchase_id = %s ORDER BY id
+
+-- name: buyer
+-- The user the confirmation is written to: address and name as stored.
+SELECT email, full_name FROM users WHERE id = %s
+
+-- name: blank-name
+-- A user whose name is blank: the confirmation must fall back to the configured one.
+UPDATE users SET full_name = '  ' WHERE id = %s
+
+-- name: purchase-time
+-- now() of the transaction that made the purchase.
+SELECT created_at FROM marketplace_purchases WHERE id = %s
+
+-- name: now
+SELECT now()

@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -22,10 +23,11 @@ from aiosmtpd.controller import Controller
 from psycopg.types.json import Jsonb
 
 from harness import db
+from harness.money.service import sql_config
 from harness.outbox import queue, worker
 from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, check
-from harness.proofs.verify.world import World, purchase, snapshot
+from harness.proofs.verify.world import Answer, World, purchase, purchase_atomic, snapshot
 
 FATES = ("commit", "rollback", "terminate", "refuse")
 
@@ -520,6 +522,108 @@ def enqueue_contract(ctx) -> str:
         f"from the payload); credit emails kept apart; {len(bad)} bad calls raised "
         "invalid_parameter_value and wrote nothing"
     )
+
+
+@check("queue.confirmation-payload")
+def confirmation_payload(ctx) -> str:
+    """The confirmation email a purchase queues says what the purchase is, in both
+    places that write one: purchase_leads_atomic's own copy and queue_purchase_confirmation
+    (what reconcile and the stepwise flow call). One job, of the buyer's workspace and
+    purchase, whose payload holds exactly the worker's keys: the buyer's address; their
+    name, or the configured default when it is blank; the purchase's lead count, price
+    and id; the configured download prefix followed by the id; an expiry the configured
+    number of days after the purchase's own moment (its transaction's now()). The worker
+    reads it back as the same email."""
+    conn = ctx.connect(ctx.new_database(audit=False))
+    config = sql_config()
+    days = int(config["download_expiry_days"])
+    with conn:
+        world = World(conn)
+        ws, (owner, member) = world.workspace(balance="20.00", members=2)
+        conn.execute(q("queue", "blank-name"), (member,))
+        problems: list[str] = []
+        # (where, purchase, buyer, leads, price, the now() its confirmation was queued at)
+        made: list[tuple[str, uuid.UUID, uuid.UUID, int, Decimal, datetime]] = []
+        atomic = db.scalar(conn, q("world", "has-atomic"))
+        for who in (owner, member) if atomic else ():
+            leads = world.leads(2, "1.50")
+            answer = Answer.from_atomic(
+                purchase_atomic(conn, ws, who, leads, Decimal("3.00"), Jsonb(config))
+            )
+            if not answer.success or answer.purchase_id is None:
+                raise CheckInconclusive(f"setting up: refused: {answer.error_message}")
+            moment = db.scalar(conn, q("queue", "purchase-time"), (answer.purchase_id,))
+            made.append(
+                ("purchase_leads_atomic", answer.purchase_id, who, 2, Decimal("3.00"), moment)
+            )
+        for who in (owner, member):
+            pending = purchase(conn, ws, who, world.leads(1, "2.00"), Decimal("2.00"))
+            if not pending.success or pending.purchase_id is None:
+                raise CheckInconclusive(f"setting up: refused: {pending.error_message}")
+            with conn.transaction():
+                moment = db.scalar(conn, q("queue", "now"))
+                conn.execute(q("world", "queue-confirmation"), (pending.purchase_id, Jsonb(config)))
+            made.append(
+                (
+                    "queue_purchase_confirmation",
+                    pending.purchase_id,
+                    who,
+                    1,
+                    Decimal("2.00"),
+                    moment,
+                )
+            )
+        for where, pid, who, count, price, moment in made:
+            problems += _payload_problems(
+                conn, where, ws, pid, who, count, price, moment, config, days
+            )
+        if problems:
+            raise CheckFailed("; ".join(problems))
+    return (
+        f"{len(made)} confirmations ({', '.join(sorted({m[0] for m in made}))}): one job each, "
+        f"for the buyer, their name or the default, the purchase's count, price and id, the "
+        f"configured link, expiring {days} days after the purchase; the worker reads each back"
+    )
+
+
+def _payload_problems(conn, where, ws, pid, who, count, price, moment, config, days) -> list[str]:
+    """What is wrong with the confirmation job ``where`` wrote for purchase ``pid``."""
+    jobs = conn.execute(q("queue", "confirmation-jobs"), (pid,)).fetchall()
+    if len(jobs) != 1:
+        return [f"{where}: {len(jobs)} confirmation job(s) for one purchase, want 1"]
+    kind, payload, job_purchase, job_workspace = jobs[0]
+    address, full_name = conn.execute(q("queue", "buyer"), (who,)).fetchone()
+    want = {
+        "email": address,
+        "name": (full_name or "").strip() or config["default_customer_name"],
+        "total_leads": count,
+        "total_price": f"{price:.2f}",
+        "purchase_id": str(pid),
+        "download_url": f"{config['download_url_prefix']}{pid}",
+    }
+    problems = []
+    if (kind, job_purchase, job_workspace) != ("purchase_confirmation", pid, ws):
+        problems.append(
+            f"job of kind {kind!r} for purchase {job_purchase}, workspace {job_workspace}"
+        )
+    if not isinstance(payload, dict) or set(payload) != {*want, "download_expires_at"}:
+        keys = sorted(payload) if isinstance(payload, dict) else payload
+        return [f"{where}: payload keys {keys}, want {sorted({*want, 'download_expires_at'})}"]
+    problems += [f"{k} {payload[k]!r}, want {v!r}" for k, v in want.items() if payload[k] != v]
+    try:
+        expires = datetime.fromisoformat(payload["download_expires_at"])
+    except (TypeError, ValueError):
+        expires = None
+    if expires != moment + timedelta(days=days):
+        problems.append(
+            f"download_expires_at {payload['download_expires_at']!r}, want {days} days after "
+            f"the purchase ({(moment + timedelta(days=days)).isoformat()})"
+        )
+    try:
+        queue.PurchaseConfirmationEmail.from_payload(payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        problems.append(f"the worker cannot read it: {exc}")
+    return [f"{where}: {p}" for p in problems]
 
 
 @check("queue.recipients")
