@@ -90,7 +90,14 @@ class HttpBuyer(FastHttpUser):
             elif name == contract.PURCHASE:
                 kind = contract.outcome(r.status_code, body)
             elif name == contract.TOPUP and r.status_code == 200:
-                kind = "replayed" if body.get("replayed") is True else "credited"
+                replayed = body.get("replayed")
+                kind = (
+                    "unexpected"
+                    if body.get("success") is not True or not isinstance(replayed, bool)
+                    else "replayed"
+                    if replayed
+                    else "credited"
+                )
             elif r.status_code == 200:
                 kind = "ok"
             else:
