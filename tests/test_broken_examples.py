@@ -303,3 +303,18 @@ def test_the_generated_files_say_they_are_generated():
             assert "do not edit" in text.split("\n\n")[0], (v.name, name)
             if not name.endswith(".rollback.sql"):
                 assert text.startswith(f"-- depends: {v.depends or Path(v.base).stem}\n")
+
+
+def test_an_overload_is_picked_by_its_number_of_arguments():
+    """0005 creates add_credits twice (with and without a payment reference): a bare name
+    is ambiguous, ``add_credits/4`` picks the one, its grants included."""
+    text = (ROOT / "migrations/0005_harden_money_functions.sql").read_text()
+    with pytest.raises(ValueError, match="2 CREATE FUNCTION add_credits"):
+        extract(text, "add_credits")
+    four, three = extract(text, "add_credits/4"), extract(text, "add_credits/3")
+    assert "p_payment_reference text" in four.statement
+    assert "p_payment_reference" not in three.statement.split("AS $$")[0]
+    assert four.grants and all("(uuid, numeric, text, text)" in g for g in four.grants)
+    assert all("(uuid, numeric, text)" in g for g in three.grants)  # granted in 0001
+    with pytest.raises(ValueError, match="0 CREATE FUNCTION add_credits/2"):
+        extract(text, "add_credits/2")

@@ -284,9 +284,48 @@ def _dollar_end(text: str, start: int) -> int:
     return end + 1
 
 
+def _split(name: str) -> tuple[str, int | None]:
+    """``add_credits/4`` -> ("add_credits", 4): one overload of several, picked by its
+    number of arguments; a bare name -> (name, None)."""
+    bare, _, arity = name.partition("/")
+    return bare, int(arity) if arity.isdigit() else None
+
+
+def _arity(text: str, open_paren: int) -> int:
+    """The number of arguments in the parenthesised list opening at ``open_paren``
+    (commas inside a type's own parentheses, ``numeric(10,2)``, not counted)."""
+    depth, commas, blank = 0, 0, True
+    for ch in text[open_paren:]:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        elif ch == "," and depth == 1:
+            commas += 1
+        elif not ch.isspace() and depth >= 1:
+            blank = False
+    return 0 if blank else commas + 1
+
+
+def _definitions(text: str, name: str) -> list[re.Match[str]]:
+    """The CREATE FUNCTION statements of ``name`` (``name/N``: of its overload with N
+    arguments) in ``text``."""
+    bare, arity = _split(name)
+    found = re.finditer(
+        rf"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?{re.escape(bare)}\s*\(",
+        text,
+        re.M | re.I,
+    )
+    return [m for m in found if arity is None or _arity(text, m.end() - 1) == arity]
+
+
 def _grants(text: str, name: str) -> tuple[str, ...]:
-    """The REVOKE/GRANT ... ON FUNCTION statements of ``text`` naming ``name``: verbatim
-    when they name only it, else rewritten to name only it."""
+    """The REVOKE/GRANT ... ON FUNCTION statements of ``text`` naming ``name`` (``name/N``:
+    its overload with N arguments): verbatim when they name only it, else rewritten to
+    name only it."""
+    name, arity = _split(name)
     out = []
     for m in re.finditer(r"^(?:REVOKE|GRANT)\b[^;]*;", text, re.M):
         stmt = m.group(0)
@@ -298,7 +337,12 @@ def _grants(text: str, name: str) -> tuple[str, ...]:
         if not parts:
             continue
         signatures = re.findall(r"\w+\s*\([^)]*\)", parts.group(2))
-        mine = [s for s in signatures if re.match(rf"{re.escape(name)}\s*\(", s)]
+        mine = [
+            s
+            for s in signatures
+            if re.match(rf"{re.escape(name)}\s*\(", s)
+            and (arity is None or _arity(s, s.index("(")) == arity)
+        ]
         if not mine:
             continue
         if len(signatures) == 1:
@@ -313,13 +357,7 @@ def extract(text: str, name: str, source: str = "the base") -> Function:
     """The CREATE FUNCTION statement of ``name`` in a migration's text, from ``CREATE`` to
     the ``;`` after its dollar-quoted body, the comment lines directly above it, and the
     REVOKE/GRANT statements naming it."""
-    matches = list(
-        re.finditer(
-            rf"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?{re.escape(name)}\s*\(",
-            text,
-            re.M | re.I,
-        )
-    )
+    matches = _definitions(text, name)
     if len(matches) != 1:
         raise ValueError(
             f"{source} has {len(matches)} CREATE FUNCTION {name}(...) statements, not exactly one"
@@ -381,13 +419,7 @@ def _names(functions: tuple[str, ...]) -> str:
 
 
 def _creates(text: str, name: str) -> bool:
-    return bool(
-        re.search(
-            rf"^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?{re.escape(name)}\s*\(",
-            text,
-            re.M | re.I,
-        )
-    )
+    return bool(_definitions(text, name))
 
 
 def _read(variant: Variant, repo_root: Path, relative: str) -> str:

@@ -72,3 +72,24 @@ SELECT public.queue_purchase_confirmation(%(purchase)s, %(config)s);
 
 -- name: settle-response-leads
 SELECT public.purchase_response_leads(%(purchase)s);
+
+-- name: has-top-up
+-- add_credits with a payment reference (0005): a top-up credited once per reference.
+SELECT to_regprocedure('public.add_credits(uuid, numeric, text, text)') IS NOT NULL;
+
+-- name: top-up
+SELECT public.add_credits(%(workspace)s, %(amount)s, %(package)s, %(reference)s);
+
+-- name: top-up-rows
+-- What one workspace's top-ups left: balance, ledger top-ups, recorded references.
+SELECT (SELECT c.balance FROM public.workspace_credits c WHERE c.workspace_id = %(workspace)s),
+       (SELECT count(*) FROM public.credit_ledger l
+        WHERE l.workspace_id = %(workspace)s AND l.entry_type = 'topup'),
+       (SELECT count(*) FROM public.credit_payment_references r
+        WHERE r.workspace_id = %(workspace)s);
+
+-- name: has-checked-config
+SELECT to_regprocedure('public.checked_config(jsonb)') IS NOT NULL;
+
+-- name: checked-config
+SELECT public.checked_config(%s);

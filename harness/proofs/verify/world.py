@@ -7,6 +7,8 @@ Worlds are built with :class:`harness.testing.World` (plain rows, credits throug
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +22,7 @@ from psycopg import sql
 from harness import db, testing
 from harness.proofs.verify.context import STATEMENT_TIMEOUT as TIMEOUT
 from harness.proofs.verify.context import q
-from harness.proofs.verify.registry import CheckInconclusive
+from harness.proofs.verify.registry import CheckFailed, CheckInconclusive
 from harness.testing import World, diff, snapshot, tables
 
 
@@ -110,6 +112,7 @@ def money(value) -> str:
 
 
 __all__ = [
+    "Call",
     "Answer",
     "InFlightMonitor",
     "World",
@@ -120,4 +123,41 @@ __all__ = [
     "purchase",
     "sessions",
     "snapshot",
+    "waits",
 ]
+
+
+class Call(threading.Thread):
+    """One call on its own connection and thread: its value, or the exception it raised
+    (never lost in the thread)."""
+
+    def __init__(self, conn, fn) -> None:
+        super().__init__(daemon=True)
+        self.conn, self.fn = conn, fn
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn(self.conn)
+        except BaseException as exc:
+            self.error = exc
+
+    def result(self, what: str, timeout: float = 30.0) -> Any:
+        self.join(timeout)
+        if self.error is not None:
+            raise CheckFailed(f"{what} raised {self.error!r}")
+        if self.is_alive():
+            raise CheckInconclusive(f"{what} did not answer within {timeout:g} s")
+        return self.value
+
+
+def waits(observer, backend: int, call: threading.Thread | None, timeout: float = 10.0) -> bool:
+    """True once ``backend`` waits on a lock (``observer`` in autocommit: each read is a
+    new snapshot of pg_stat_activity); False when ``call`` ended first or at the timeout."""
+    deadline = time.monotonic() + timeout
+    while not db.scalar(observer, q("world", "waiting-on-lock"), (backend,)):
+        if (call is not None and not call.is_alive()) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True

@@ -6,8 +6,6 @@ observe more than one transaction in flight at once or it reports an error."""
 from __future__ import annotations
 
 import random
-import threading
-import time
 import uuid
 from collections import Counter, defaultdict
 from decimal import Decimal
@@ -26,11 +24,13 @@ from harness.proofs.verify.race import describe, run_race
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
 from harness.proofs.verify.world import (
     Answer,
+    Call,
     World,
     mark_sold,
     money,
     purchase,
     purchase_atomic,
+    waits,
 )
 
 HOT_WALLET_SESSIONS = 24
@@ -199,16 +199,16 @@ def _settle_race(ctx, dsn: str, pid, order: tuple[str, str]) -> dict[str, str]:
 
         return call
 
-    calls: dict[str, _Call] = {}
+    calls: dict[str, Call] = {}
     try:
         with ctx.connect(dsn) as holder, ctx.connect(dsn) as observer:
             holder.execute("BEGIN")
             holder.execute(q("world", "hold-purchase"), (pid,))
             try:
                 for what in order:
-                    calls[what] = call = _Call(ctx.connect(dsn), settle(what))
+                    calls[what] = call = Call(ctx.connect(dsn), settle(what))
                     call.start()
-                    if not _waits(observer, call.conn.info.backend_pid, call):
+                    if not waits(observer, call.conn.info.backend_pid, call):
                         raise CheckInconclusive(f"{what} never waited for the held purchase row")
             finally:
                 holder.execute("ROLLBACK")
@@ -300,31 +300,6 @@ def _bought(conn, ws, user, leads):
     return bought.purchase_id
 
 
-class _Call(threading.Thread):
-    """One call on its own connection and thread: its value, or the exception it raised
-    (never lost in the thread)."""
-
-    def __init__(self, conn, fn) -> None:
-        super().__init__(daemon=True)
-        self.conn, self.fn = conn, fn
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.value = self.fn(self.conn)
-        except BaseException as exc:
-            self.error = exc
-
-    def result(self, what: str, timeout: float = 30.0) -> Any:
-        self.join(timeout)
-        if self.error is not None:
-            raise CheckFailed(f"{what} raised {self.error!r}")
-        if self.is_alive():
-            raise CheckInconclusive(f"{what} did not answer within {timeout:g} s")
-        return self.value
-
-
 def _paused_refusal(ctx, dsn: str, table: str, ask: tuple, pid) -> tuple[tuple, bool]:
     """purchase_refusal(``ask``) with ``table`` held, ``pid`` refunded while it waits:
     its (reason, balance) and whether it was seen waiting."""
@@ -337,10 +312,10 @@ def _paused_refusal(ctx, dsn: str, table: str, ask: tuple, pid) -> tuple[tuple, 
     with ctx.connect(dsn) as holder, ctx.connect(dsn) as observer, ctx.connect(dsn) as asker:
         holder.execute("BEGIN")
         holder.execute(_lock_table(table))
-        call = _Call(asker, refusal)
+        call = Call(asker, refusal)
         try:
             call.start()
-            waited = _waits(observer, asker.info.backend_pid, call)
+            waited = waits(observer, asker.info.backend_pid, call)
             if waited:  # the refund, by the session holding the table, lands first
                 _refund(holder, pid)
                 holder.execute("COMMIT")
@@ -367,19 +342,19 @@ def _refused_debit(ctx, dsn: str) -> tuple[Answer, bool]:
     ):
         spender.execute("BEGIN")
         pid = _bought(spender, ws, user, spent)  # holds the credits row, uncommitted
-        buy = _Call(buyer, lambda c: purchase_atomic(c, ws, user, wanted, Decimal("2.00"), config))
+        buy = Call(buyer, lambda c: purchase_atomic(c, ws, user, wanted, Decimal("2.00"), config))
         locker.execute("BEGIN")
-        lock = _Call(locker, lambda c: c.execute(_lock_table("workspace_credits")))
+        lock = Call(locker, lambda c: c.execute(_lock_table("workspace_credits")))
         try:
             buy.start()
-            if not _waits(observer, buyer.info.backend_pid, buy):
+            if not waits(observer, buyer.info.backend_pid, buy):
                 raise CheckInconclusive("purchase_leads_atomic never waited for the credits row")
             lock.start()
-            if not _waits(observer, locker.info.backend_pid, lock):
+            if not waits(observer, locker.info.backend_pid, lock):
                 raise CheckInconclusive("the credits table was granted behind two writers")
             spender.execute("COMMIT")  # the debit is refused: the balance is 0.00
             lock.result("LOCK TABLE workspace_credits")
-            waited = _waits(observer, buyer.info.backend_pid, buy)
+            waited = waits(observer, buyer.info.backend_pid, buy)
             if waited:  # the refund, by the session holding the table
                 _refund(locker, pid)
             locker.execute("COMMIT")
@@ -400,17 +375,6 @@ def _refund(conn, pid) -> None:
     refunded = db.scalar(conn, q("world", "refund"), (pid,))
     if refunded != "refunded":
         raise CheckFailed(f"refund_purchase answered {refunded!r}, not 'refunded'")
-
-
-def _waits(observer, backend: int, call: threading.Thread | None, timeout: float = 10.0) -> bool:
-    """True once ``backend`` waits on a lock (``observer`` in autocommit: each read is a
-    new snapshot of pg_stat_activity); False when ``call`` ended first or at the timeout."""
-    deadline = time.monotonic() + timeout
-    while not db.scalar(observer, q("world", "waiting-on-lock"), (backend,)):
-        if (call is not None and not call.is_alive()) or time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 @check("concurrency.conservation")
@@ -582,14 +546,14 @@ def _atomic_behind_reservation(ctx, dsn: str) -> str:
     with ctx.connect(dsn) as stepwise, ctx.connect(dsn) as observer, ctx.connect(dsn) as buyer:
         stepwise.execute("BEGIN")
         reserved = purchase(stepwise, first, user1, [lead], Decimal("1.00"))
-        buy = _Call(
+        buy = Call(
             buyer, lambda c: purchase_atomic(c, second, user2, [lead], Decimal("1.00"), config)
         )
         try:
             if not reserved.success:
                 raise CheckFailed(f"setting up: the reservation was refused ({reserved})")
             buy.start()
-            if not _waits(observer, buyer.info.backend_pid, buy):
+            if not waits(observer, buyer.info.backend_pid, buy):
                 raise CheckFailed(
                     "purchase_leads_atomic did not wait for an exclusive lead another "
                     "workspace's purchase held"

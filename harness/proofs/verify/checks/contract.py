@@ -16,12 +16,14 @@ from harness.proofs.verify.context import q
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
 from harness.proofs.verify.world import (
     Answer,
+    Call,
     World,
     diff,
     mark_sold,
     money,
     purchase_atomic,
     snapshot,
+    waits,
 )
 from harness.proofs.verify.world import purchase as _purchase
 
@@ -526,3 +528,198 @@ def settle_arguments(ctx) -> str:
 
 def _error(exc: psycopg.Error) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+
+
+# Top-ups add_credits must refuse with check_violation, writing nothing.
+BAD_AMOUNTS = (
+    Decimal("0.00"),
+    Decimal("-1.00"),
+    Decimal("1.005"),
+    Decimal("NaN"),
+    Decimal("100000000.00"),
+    None,
+)
+BAD_REFERENCES = ("", "r" * 256, "pay\n2", "pay\x7f2")
+
+
+@check("contract.top-up")
+def top_up(ctx) -> str:
+    """add_credits, the way credits come in: a top-up with a payment reference credits
+    the workspace once (the balance, one ledger entry, the reference recorded); the same
+    reference again, after the first committed or while it is still open (a payment
+    webhook delivered twice at once), answers this workspace's balance and credits
+    nothing; the same reference in another workspace is that workspace's own payment; a
+    top-up without a reference credits every time. An amount that is not a positive
+    number of cents below 100,000,000, or a reference that is not 1 to 255 printable
+    characters, raises check_violation and writes nothing."""
+    dsn = ctx.new_database()
+    with ctx.connect(dsn) as conn:
+        if not db.scalar(conn, q("contract", "has-top-up")):
+            raise CheckSkipped("no add_credits with a payment reference")
+        world = World(conn)
+        ws, _ = world.workspace(balance="5.00")
+        other, _ = world.workspace(balance="50.00")
+        d = Decimal
+
+        def credit(c, w, amount, reference):
+            args = {"workspace": w, "amount": amount, "package": "pro", "reference": reference}
+            return db.scalar(c, q("contract", "top-up"), args)
+
+        def rows(w):
+            return tuple(conn.execute(q("contract", "top-up-rows"), {"workspace": w}).fetchone())
+
+        problems: list[str] = []
+        start = rows(ws)
+        steps = [
+            ("a first payment", ws, d("10.00"), "pay-1", d("15.00"), (1, 1)),
+            ("the same payment again", ws, d("10.00"), "pay-1", d("15.00"), (0, 0)),
+            ("its reference in another workspace", other, d("10.00"), "pay-1", d("60.00"), (1, 1)),
+            ("a top-up without a reference", ws, d("1.00"), None, d("16.00"), (1, 0)),
+            ("another without a reference", ws, d("1.00"), None, d("17.00"), (1, 0)),
+        ]
+        for label, w, amount, reference, want, (ledger, refs) in steps:
+            before = rows(w)
+            got = credit(conn, w, amount, reference)
+            after = rows(w)
+            moved = (after[1] - before[1], after[2] - before[2])
+            if got != want or after[0] != want or moved != (ledger, refs):
+                problems.append(
+                    f"{label}: answered {got}, balance {after[0]}, {moved[0]} ledger "
+                    f"entr(y/ies) and {moved[1]} reference(s) added; want {money(want)}, "
+                    f"{ledger} and {refs}"
+                )
+        problems += _top_up_twice_at_once(ctx, dsn, ws, credit)
+        kept = snapshot(conn)
+        for bad in BAD_AMOUNTS:
+            problems += _refused(conn, f"amount {bad}", credit, ws, bad, "pay-bad")
+        for reference in BAD_REFERENCES:
+            shown = repr(reference) if len(reference) < 20 else f"{len(reference)} characters"
+            problems += _refused(conn, f"reference {shown}", credit, ws, d("1.00"), reference)
+        if snapshot(conn) != kept:
+            problems.append(f"a refused top-up wrote rows: {diff(kept, snapshot(conn))}")
+        if problems:
+            raise CheckFailed("; ".join(problems))
+    return (
+        f"balance {money(start[0])} -> 15.00 once for one reference asked twice (and once "
+        f"more while the first was open), 60.00 in another workspace under the same "
+        f"reference, +1.00 twice without one; {len(BAD_AMOUNTS)} bad amounts and "
+        f"{len(BAD_REFERENCES)} bad references raised check_violation, nothing written"
+    )
+
+
+def _top_up_twice_at_once(ctx, dsn: str, ws, credit) -> list[str]:
+    """One payment delivered twice at once: the second waits for the first and, once it
+    commits, credits nothing."""
+    with ctx.connect(dsn) as first, ctx.connect(dsn) as second, ctx.connect(dsn) as observer:
+        before = db.scalar(observer, q("world", "balance-of"), (ws,))
+        first.execute("BEGIN")
+        credit(first, ws, Decimal("3.00"), "pay-2")
+        again = Call(second, lambda c: credit(c, ws, Decimal("3.00"), "pay-2"))
+        again.start()
+        try:
+            waited = waits(observer, second.info.backend_pid, again)
+        finally:
+            first.execute("COMMIT")
+        answer = again.result("the payment delivered again while the first was open")
+        after = db.scalar(observer, q("world", "balance-of"), (ws,))
+    want = before + Decimal("3.00")
+    if not waited or answer != want or after != want:
+        return [
+            f"one payment delivered twice at once: the second "
+            f"{'waited' if waited else 'did not wait'} and answered {answer}; balance "
+            f"{money(before)} -> {money(after)}, want {money(want)} once"
+        ]
+    return []
+
+
+def _refused(conn, label: str, call, *args) -> list[str]:
+    try:
+        with conn.transaction():
+            got = call(conn, *args)
+    except psycopg.errors.CheckViolation:
+        return []
+    except psycopg.Error as exc:
+        return [f"{label}: raised {_error(exc)}, want check_violation"]
+    return [f"{label}: accepted (answered {got})"]
+
+
+def _bad_configs() -> list[tuple[str, object]]:
+    """Configurations checked_config must refuse, each one defect away from a good one."""
+    good = sql_config()
+    out: list[tuple[str, object]] = [("no configuration", None), ("a list", [good])]
+    for key in ("commission_bonus_pass_rate", "commission_freshness_bonus_rate"):
+        out += [(f"{key} {v!r}", {**good, key: v}) for v in ("2", "-0.1", "NaN", "1e-1", "")]
+    for key in ("commission_freshness_days", "download_expiry_days"):
+        out += [(f"{key} {v!r}", {**good, key: v}) for v in (-1, 3651, "1.5", "x")]
+    for key in ("download_url_prefix", "default_customer_name"):
+        out += [(f"{key} {v!r}", {**good, key: v}) for v in ("", "   ", 5, None, "x" * 2001)]
+    out += [(f"no {key}", {k: v for k, v in good.items() if k != key}) for key in sorted(good)]
+    return out
+
+
+def _edge_configs() -> list[tuple[str, dict]]:
+    """Configurations at the edges of what is allowed: checked_config must accept them."""
+    good = sql_config()
+    out = [
+        (f"{key} {v!r}", {**good, key: v})
+        for key in ("commission_bonus_pass_rate", "commission_freshness_bonus_rate")
+        for v in ("0", "1", "1.0", ".5")
+    ]
+    out += [
+        (f"{key} {v!r}", {**good, key: v})
+        for key in ("commission_freshness_days", "download_expiry_days")
+        for v in (0, 3650)
+    ]
+    long_name = {**good, "default_customer_name": "n" * 2000}
+    out += [("default_customer_name of 2000 characters", long_name)]
+    return out
+
+
+@check("contract.config-refused")
+def config_refused(ctx) -> str:
+    """checked_config, which every function taking the configuration calls first, answers
+    the service's own configuration unchanged and refuses each configuration one defect
+    away from it (a rate outside [0, 1] or not a plain decimal, a number of days outside
+    [0, 3650] or not whole, a link prefix or default name that is empty, blank, not a
+    string or too long, any key missing, no object at all) with invalid_parameter_value.
+    A configuration let through is used: an empty link prefix sends every buyer a
+    download link that is only an id."""
+    conn = ctx.connect(ctx.new_database(audit=False))
+    with conn:
+        if not db.scalar(conn, q("contract", "has-checked-config")):
+            raise CheckSkipped("no checked_config")
+        good = sql_config()
+        problems: list[str] = []
+        try:
+            answered = db.scalar(conn, q("contract", "checked-config"), (Jsonb(good),))
+        except psycopg.Error as exc:
+            raise CheckFailed(f"the service's own configuration raised {_error(exc)}") from None
+        if answered != good:
+            problems.append(f"the service's own configuration came back as {answered!r}")
+        edges = _edge_configs()
+        for label, allowed in edges:
+            try:
+                db.scalar(conn, q("contract", "checked-config"), (Jsonb(allowed),))
+            except psycopg.Error as exc:
+                problems.append(f"{label} (allowed): raised {_error(exc)}")
+        bad = _bad_configs()
+        for label, config in bad:
+            try:
+                got = db.scalar(
+                    conn,
+                    q("contract", "checked-config"),
+                    (None if config is None else Jsonb(config),),
+                )
+            except psycopg.errors.InvalidParameterValue:
+                continue
+            except psycopg.Error as exc:
+                problems.append(f"{label}: raised {_error(exc)}, want invalid_parameter_value")
+                continue
+            problems.append(f"{label}: accepted (answered {str(got)[:80]})")
+        if problems:
+            raise CheckFailed("; ".join(problems))
+    return (
+        f"the service's configuration answered unchanged and {len(edges)} at the edges of "
+        f"what is allowed accepted; {len(bad)} configurations one defect away raised "
+        "invalid_parameter_value"
+    )
