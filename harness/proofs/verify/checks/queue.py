@@ -538,6 +538,8 @@ def confirmation_payload(ctx) -> str:
     config = sql_config()
     days = int(config["download_expiry_days"])
     with conn:
+        # Days added in UTC are 24 hours each; in a zone with summer time one may be 23.
+        conn.execute("SET TIME ZONE 'UTC'")
         world = World(conn)
         ws, (owner, member) = world.workspace(balance="20.00", members=2)
         conn.execute(q("queue", "blank-name"), (member,))
