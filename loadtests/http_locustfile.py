@@ -91,13 +91,9 @@ class HttpBuyer(FastHttpUser):
                 kind = contract.outcome(r.status_code, body)
             elif name == contract.TOPUP and r.status_code == 200:
                 replayed = body.get("replayed")
-                kind = (
-                    "unexpected"
-                    if body.get("success") is not True or not isinstance(replayed, bool)
-                    else "replayed"
-                    if replayed
-                    else "credited"
-                )
+                kind = "replayed" if replayed is True else "credited"
+                if body.get("success") is not True or not isinstance(replayed, bool):
+                    kind = "unexpected"
             elif r.status_code == 200:
                 kind = "ok"
             else:

@@ -82,15 +82,7 @@ def run_load(s: LoadSettings) -> int:
         )
     )
     load.parse_flows(flow_spec)
-    opts = load.LoadOptions(
-        users=s.users,
-        duration=s.duration,
-        spawn_rate=s.spawn_rate,
-        processes=s.processes,
-        html=s.html,
-        locustfile=Path(s.locustfile) if s.locustfile else None,
-        keep_logs=bool(env.read("HARNESS_LOAD_KEEP_LOGS")),
-    )
+    opts = _options(s)
     with (
         database(s, writes="load (a scratch database next to)") as srv,
         db.scratch_database(srv.dsn, prefix="harness_load", keep=s.keep) as dsn,

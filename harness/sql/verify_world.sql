@@ -81,6 +81,3 @@ SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s
 
 -- name: queue-confirmation
 SELECT queue_purchase_confirmation(%s, %s)
-
--- name: balance-of
-SELECT balance FROM workspace_credits WHERE workspace_id = %s

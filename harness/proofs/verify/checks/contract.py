@@ -13,6 +13,7 @@ from harness import db
 from harness.config import DB_MESSAGES
 from harness.money.service import sql_config
 from harness.proofs.verify.context import q
+from harness.proofs.verify.race import describe
 from harness.proofs.verify.registry import CheckFailed, CheckInconclusive, CheckSkipped, check
 from harness.proofs.verify.world import (
     Answer,
@@ -34,8 +35,7 @@ def purchase(conn, *args):
         return _purchase(conn, *args)
     except psycopg.Error as exc:
         raise CheckFailed(
-            f"purchase_with_credits raised instead of answering: "
-            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            f"purchase_with_credits raised instead of answering: {describe(exc)}"
         ) from None
 
 
@@ -299,8 +299,7 @@ def _rate_limit_run(conn, world: World) -> tuple[list[str], str]:
         except psycopg.Error as exc:
             raise CheckFailed(
                 f"a valid request (limit {limit}, window {window} s, workspace "
-                f"{'set' if ws else 'none'}, key {key!r}) raised {type(exc).__name__}: "
-                f"{' '.join(str(exc).split())[:160]}"
+                f"{'set' if ws else 'none'}, key {key!r}) raised {describe(exc)}"
             ) from None
 
     (ws, (a, b, c)), (other, _) = world.workspace(members=3), world.workspace()
@@ -434,8 +433,7 @@ def mark_sold_max_sales(ctx) -> str:
                 counts.append(mark_sold(conn, batch))
             except Exception as exc:
                 raise CheckFailed(
-                    f"selling past max_sales raised instead of skipping: "
-                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                    f"selling past max_sales raised instead of skipping: {describe(exc)}"
                 ) from exc
         sold = {r[0]: r[1] for r in conn.execute(q("world", "leads"), (batch,))}
         got = (sold[exclusive[0]], sold[twice[0]], sold[plain[0]])
@@ -491,7 +489,7 @@ def settle_arguments(ctx) -> str:
             try:
                 got = db.scalar(conn, q("contract", name), {"purchase": nobody, "config": good})
             except psycopg.Error as exc:
-                problems.append(f"{function} on an id that is no purchase raised {_error(exc)}")
+                problems.append(f"{function} on an id that is no purchase raised {describe(exc)}")
                 continue
             if got != want:
                 problems.append(
@@ -508,7 +506,7 @@ def settle_arguments(ctx) -> str:
             except psycopg.errors.InvalidParameterValue:
                 continue
             except psycopg.Error as exc:
-                problems.append(f"{function} with a bad configuration raised {_error(exc)}")
+                problems.append(f"{function} with a bad configuration raised {describe(exc)}")
                 continue
             problems.append(
                 f"{function} with a pass rate of 2 answered {got!r} for a pending purchase "
@@ -524,10 +522,6 @@ def settle_arguments(ctx) -> str:
         f"{len(present)} function(s) answered an id that is no purchase as nothing there; "
         f"{len(configured)} refused a bad configuration on a pending purchase; nothing changed"
     )
-
-
-def _error(exc: psycopg.Error) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
 
 
 # Top-ups add_credits must refuse with check_violation, writing nothing.
@@ -611,7 +605,7 @@ def _top_up_twice_at_once(ctx, dsn: str, ws, credit) -> list[str]:
     """One payment delivered twice at once: the second waits for the first and, once it
     commits, credits nothing."""
     with ctx.connect(dsn) as first, ctx.connect(dsn) as second, ctx.connect(dsn) as observer:
-        before = db.scalar(observer, q("world", "balance-of"), (ws,))
+        before = World(observer).balance(ws)
         first.execute("BEGIN")
         credit(first, ws, Decimal("3.00"), "pay-2")
         again = Call(second, lambda c: credit(c, ws, Decimal("3.00"), "pay-2"))
@@ -621,8 +615,8 @@ def _top_up_twice_at_once(ctx, dsn: str, ws, credit) -> list[str]:
         finally:
             first.execute("COMMIT")
         answer = again.result("the payment delivered again while the first was open")
-        after = db.scalar(observer, q("world", "balance-of"), (ws,))
-    want = before + Decimal("3.00")
+        after = World(observer).balance(ws)
+    want = (before or Decimal(0)) + Decimal("3.00")
     if not waited or answer != want or after != want:
         return [
             f"one payment delivered twice at once: the second "
@@ -639,7 +633,7 @@ def _refused(conn, label: str, call, *args) -> list[str]:
     except psycopg.errors.CheckViolation:
         return []
     except psycopg.Error as exc:
-        return [f"{label}: raised {_error(exc)}, want check_violation"]
+        return [f"{label}: raised {describe(exc)}, want check_violation"]
     return [f"{label}: accepted (answered {got})"]
 
 
@@ -693,7 +687,7 @@ def config_refused(ctx) -> str:
         try:
             answered = db.scalar(conn, q("contract", "checked-config"), (Jsonb(good),))
         except psycopg.Error as exc:
-            raise CheckFailed(f"the service's own configuration raised {_error(exc)}") from None
+            raise CheckFailed(f"the service's own configuration raised {describe(exc)}") from None
         if answered != good:
             problems.append(f"the service's own configuration came back as {answered!r}")
         edges = _edge_configs()
@@ -701,7 +695,7 @@ def config_refused(ctx) -> str:
             try:
                 db.scalar(conn, q("contract", "checked-config"), (Jsonb(allowed),))
             except psycopg.Error as exc:
-                problems.append(f"{label} (allowed): raised {_error(exc)}")
+                problems.append(f"{label} (allowed): raised {describe(exc)}")
         bad = _bad_configs()
         for label, config in bad:
             try:
@@ -713,7 +707,7 @@ def config_refused(ctx) -> str:
             except psycopg.errors.InvalidParameterValue:
                 continue
             except psycopg.Error as exc:
-                problems.append(f"{label}: raised {_error(exc)}, want invalid_parameter_value")
+                problems.append(f"{label}: raised {describe(exc)}, want invalid_parameter_value")
                 continue
             problems.append(f"{label}: accepted (answered {str(got)[:80]})")
         if problems:
